@@ -1,0 +1,81 @@
+//! The [`Step`] trait and the glue that turns it into the component's exports.
+
+use crate::Error;
+use crate::bindings::wharf::plugin::types::{PluginInfo, StepContext};
+use serde::{Serialize, de::DeserializeOwned};
+
+/// What the host told this attempt: ids, attempt number and the idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Context {
+    pub run_id: String,
+    pub step_id: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// Stable per run and step; use it as the client token of create calls.
+    pub idempotency_key: String,
+    /// An earlier attempt may have done part of the work: look before creating.
+    pub in_doubt: bool,
+}
+
+/// A step plugin.
+pub trait Step {
+    /// The step's `with` inputs.
+    type Input: DeserializeOwned;
+    /// The step's outputs, readable by later steps as `${steps.ID.outputs.NAME}`.
+    type Output: Serialize;
+    /// Plugin name, e.g. `create-cluster`.
+    const NAME: &'static str;
+    /// One line saying what the step does.
+    const DESCRIPTION: &'static str;
+    /// Grant lines this plugin needs; `${with.NAME}` refers to an input.
+    const GRANTS: &'static [&'static str];
+    /// Runs one attempt.
+    fn run(ctx: &Context, input: Self::Input) -> Result<Self::Output, Error>;
+}
+
+#[doc(hidden)]
+pub fn describe<S: Step>() -> PluginInfo {
+    PluginInfo {
+        name: S::NAME.to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        description: S::DESCRIPTION.to_string(),
+        grants: S::GRANTS.iter().map(|g| g.to_string()).collect(),
+    }
+}
+
+#[doc(hidden)]
+pub fn run<S: Step>(ctx: StepContext) -> Result<String, crate::bindings::wharf::plugin::types::Error> {
+    let input: S::Input = serde_json::from_str(&ctx.inputs).map_err(|e| {
+        Error::invalid_input(format!("step `{}` inputs do not match what {} expects: {e}", ctx.step_id, S::NAME)).0
+    })?;
+    let context = Context {
+        run_id: ctx.run_id,
+        step_id: ctx.step_id,
+        attempt: ctx.attempt,
+        idempotency_key: ctx.idempotency_key,
+        in_doubt: ctx.in_doubt,
+    };
+    let output = S::run(&context, input).map_err(|e| e.0)?;
+    serde_json::to_string(&output)
+        .map_err(|e| Error::permanent("OutputNotSerializable", format!("outputs could not be encoded: {e}")).0)
+}
+
+/// Exports a [`Step`] implementation as the component's `describe` and `run` functions.
+#[macro_export]
+macro_rules! export_step {
+    ($step:ty) => {
+        #[doc(hidden)]
+        pub struct __WharfExportedStep;
+        impl $crate::bindings::Guest for __WharfExportedStep {
+            fn describe() -> $crate::bindings::wharf::plugin::types::PluginInfo {
+                $crate::__private::describe::<$step>()
+            }
+            fn run(
+                ctx: $crate::bindings::wharf::plugin::types::StepContext,
+            ) -> ::core::result::Result<::std::string::String, $crate::bindings::wharf::plugin::types::Error> {
+                $crate::__private::run::<$step>(ctx)
+            }
+        }
+        $crate::bindings::export!(__WharfExportedStep);
+    };
+}
