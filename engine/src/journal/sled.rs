@@ -1,0 +1,451 @@
+//! The local backend: one sled database per run under `<state-dir>/runs/<run-id>/journal`.
+//!
+//! Trees and keys (chosen so sled's byte order is the order callers want):
+//! - `meta`: `run` → RunRecord JSON, `format` → journal format version.
+//! - `attempts`: `step_id ++ 0x00 ++ attempt(u32 BE)` → AttemptRecord JSON (step, then attempt number).
+//! - `events`: `seq(u64 BE)` → Event JSON; seq starts at 1 and continues from the last key after reopen.
+//! - `resources`: `kind ++ 0x00 ++ id` → LedgerEntry JSON; the key dedupes, `order` keeps creation order.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ::sled::{Db, Tree};
+use serde::{Deserialize, Serialize};
+use serde::de::DeserializeOwned;
+
+use super::lock::RunLock;
+use super::{
+    AttemptRecord, Event, JournalError, NewEvent, Resource, RunJournal, RunRecord, RunSnapshot, StateBackend, lock,
+    now_ms, snapshot, valid_run_id,
+};
+
+const FORMAT_VERSION: &[u8] = b"1";
+const RECENT_IDS_IN_HINT: usize = 5;
+
+/// Local-disk state backend. Cheap to create; every method works on the directory directly.
+#[derive(Debug, Clone)]
+pub struct SledBackend {
+    root: PathBuf,
+}
+
+impl SledBackend {
+    /// Uses (and creates, if needed) `<state_dir>/runs`.
+    pub fn new(state_dir: &Path) -> Result<Self, JournalError> {
+        let runs = state_dir.join("runs");
+        fs::create_dir_all(&runs).map_err(|source| JournalError::Io { path: runs, source })?;
+        Ok(SledBackend { root: state_dir.to_path_buf() })
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.root
+    }
+
+    /// `<state-dir>/runs/<run-id>`.
+    pub fn run_dir(&self, run_id: &str) -> PathBuf {
+        self.root.join("runs").join(run_id)
+    }
+
+    /// Run ids (directory names) newest first. Generated ids sort by creation time.
+    fn run_ids(&self) -> Result<Vec<String>, JournalError> {
+        let runs = self.root.join("runs");
+        let entries = fs::read_dir(&runs).map_err(|source| JournalError::Io { path: runs.clone(), source })?;
+        let mut ids = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| JournalError::Io { path: runs.clone(), source })?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if valid_run_id(&name) && entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                ids.push(name);
+            }
+        }
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(ids)
+    }
+
+    fn not_found(&self, run_id: &str) -> JournalError {
+        let mut known = self.run_ids().unwrap_or_default();
+        known.truncate(RECENT_IDS_IN_HINT);
+        JournalError::NotFound { run_id: run_id.to_string(), known }
+    }
+
+    fn existing_run_dir(&self, run_id: &str) -> Result<PathBuf, JournalError> {
+        let dir = self.run_dir(run_id);
+        if valid_run_id(run_id) && dir.is_dir() { Ok(dir) } else { Err(self.not_found(run_id)) }
+    }
+}
+
+impl StateBackend for SledBackend {
+    fn create_run(&self, mut run: RunRecord) -> Result<Arc<dyn RunJournal>, JournalError> {
+        let dir = self.run_dir(&run.id);
+        if !valid_run_id(&run.id) {
+            let msg = "run ids may contain only ASCII letters, digits, `-`, `_` and `.`, and not start with `.`";
+            return Err(JournalError::Io { path: dir, source: std::io::Error::new(ErrorKind::InvalidInput, msg) });
+        }
+        // create_dir (not _all) is the atomic "claim this id" step between concurrent creators.
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => return Err(JournalError::AlreadyExists { run_id: run.id }),
+            Err(source) => return Err(JournalError::Io { path: dir, source }),
+        }
+        let result = (|| {
+            let lock = RunLock::acquire(&dir.join("lock"), &run.id)?;
+            let now = now_ms();
+            if run.created_at_ms == 0 {
+                run.created_at_ms = now;
+            }
+            run.updated_at_ms = now;
+            let journal = SledJournal::open(dir.clone(), lock, Some(run))?;
+            journal.flush()?;
+            Ok(journal)
+        })();
+        match result {
+            Ok(j) => Ok(Arc::new(j)),
+            Err(e) => {
+                // We created the directory and it never held a usable run: do not leave a "corrupt" run behind.
+                let _ = fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    fn open_run(&self, run_id: &str) -> Result<Arc<dyn RunJournal>, JournalError> {
+        let dir = self.existing_run_dir(run_id)?;
+        // Our lock first: sled's own flock would also refuse a second opener, but without saying who holds it.
+        let lock = RunLock::acquire(&dir.join("lock"), run_id)?;
+        let journal = SledJournal::open(dir, lock, None)?;
+        journal.check_against_snapshot()?;
+        // Refresh the view (the previous driver may have died between a write and its flush).
+        journal.flush()?;
+        Ok(Arc::new(journal))
+    }
+
+    fn scan_runs(&self) -> Result<(Vec<RunSnapshot>, Vec<JournalError>), JournalError> {
+        let mut runs = Vec::new();
+        let mut broken = Vec::new();
+        for id in self.run_ids()? {
+            let dir = self.run_dir(&id);
+            match snapshot::read(&dir, &id) {
+                Ok(Some(s)) => runs.push(s),
+                // Being created right now by another process: not a run yet.
+                Ok(None) if matches!(lock::probe(&dir.join("lock")), Ok(Some(_))) => {}
+                Ok(None) => broken.push(missing_snapshot(&dir, &id)),
+                Err(e) => broken.push(e),
+            }
+        }
+        runs.sort_by(|a, b| (b.run.created_at_ms, &b.run.id).cmp(&(a.run.created_at_ms, &a.run.id)));
+        Ok((runs, broken))
+    }
+
+    fn read_run(&self, run_id: &str) -> Result<RunSnapshot, JournalError> {
+        let dir = self.existing_run_dir(run_id)?;
+        snapshot::read(&dir, run_id)?.ok_or_else(|| missing_snapshot(&dir, run_id))
+    }
+}
+
+fn missing_snapshot(dir: &Path, run_id: &str) -> JournalError {
+    JournalError::Corrupt {
+        path: dir.join(snapshot::FILE),
+        detail: "the file is missing".into(),
+        hint: format!(
+            "resuming run {run_id} rewrites it from the journal; if the run cannot be opened, move {} out of the \
+             runs directory (other runs are unaffected)",
+            dir.display()
+        ),
+    }
+}
+
+/// A resource plus its creation order (the ledger is keyed by (kind, id) for dedupe).
+#[derive(Serialize, Deserialize)]
+struct LedgerEntry {
+    order: u64,
+    resource: Resource,
+}
+
+/// In-memory state guarded by one mutex: also serializes writers so read-modify-write and seq allocation
+/// are atomic within the process (only this process may write: it holds the run lock).
+struct State {
+    run: RunRecord,
+    next_seq: u64,
+    next_order: u64,
+}
+
+/// A run opened for driving.
+struct SledJournal {
+    // Declaration order = drop order: sled must close its files before `lock` releases the run, or the next
+    // owner could open the database while we still have it open.
+    db: Db,
+    meta: Tree,
+    attempts: Tree,
+    events: Tree,
+    resources: Tree,
+    state: Mutex<State>,
+    run_dir: PathBuf,
+    db_path: PathBuf,
+    lock: RunLock,
+}
+
+impl SledJournal {
+    /// Opens (or with `create`, initializes) the database. Must be called with the run lock held.
+    fn open(run_dir: PathBuf, lock: RunLock, create: Option<RunRecord>) -> Result<SledJournal, JournalError> {
+        let db_path = run_dir.join("journal");
+        let run_id = run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if create.is_none() && !db_path.is_dir() {
+            return Err(corrupt(&db_path, &run_dir, &run_id, "the journal directory is missing".into()));
+        }
+        // sled can panic on some on-disk corruptions instead of returning an error; a damaged run must give
+        // a Corrupt error, not take the process down. The panic message still goes to stderr via the hook.
+        let opened = catch_unwind(AssertUnwindSafe(|| open_db(&db_path, &run_dir, &run_id, create)));
+        let (db, meta, attempts, events, resources, state) = match opened {
+            Ok(r) => r?,
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                return Err(corrupt(&db_path, &run_dir, &run_id, format!("the database could not be read ({msg})")));
+            }
+        };
+        Ok(SledJournal { db, meta, attempts, events, resources, state: Mutex::new(state), run_dir, db_path, lock })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the mutex cannot leave State half-updated in a way that matters: every field
+        // is replaced only after the corresponding sled write succeeded.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn run_id(&self) -> String {
+        self.run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    }
+
+    fn sled_err(&self, e: ::sled::Error) -> JournalError {
+        sled_error(&self.db_path, &self.run_dir, &self.run_id(), e)
+    }
+
+    fn decode<T: DeserializeOwned>(&self, tree: &str, bytes: &[u8]) -> Result<T, JournalError> {
+        decode(&self.db_path, &self.run_dir, &self.run_id(), tree, bytes)
+    }
+
+    fn scan<T: DeserializeOwned>(&self, tree: &Tree, name: &str) -> Result<Vec<T>, JournalError> {
+        tree.iter().values().map(|v| self.decode(name, &v.map_err(|e| self.sled_err(e))?)).collect()
+    }
+
+    /// sled treats a damaged spot in its log like a torn write and silently drops everything after it, so a
+    /// damaged journal can open "fine" minus flushed steps. snapshot.json is written only after a successful
+    /// sled flush, so everything it lists must be in the journal; anything missing means the journal lost
+    /// data, and resuming would redo steps (and re-create resources) it already did.
+    fn check_against_snapshot(&self) -> Result<(), JournalError> {
+        // An unreadable or missing snapshot is not evidence against the journal; the open rewrites it.
+        let Ok(Some(snap)) = snapshot::load(&self.run_dir, &self.run_id()) else { return Ok(()) };
+        let mut missing = Vec::new();
+        let last_seq = self.state().next_seq - 1;
+        if last_seq < snap.last_event_seq {
+            missing.push(format!("events {}..={}", last_seq + 1, snap.last_event_seq));
+        }
+        for s in &snap.steps {
+            if !self.attempts.contains_key(attempt_key(&s.step_id, s.last.attempt)).map_err(|e| self.sled_err(e))? {
+                missing.push(format!("attempt {} of step {}", s.last.attempt, s.step_id));
+            }
+        }
+        for r in &snap.resources {
+            if !self.resources.contains_key(resource_key(&r.kind, &r.id)).map_err(|e| self.sled_err(e))? {
+                missing.push(format!("resource {} {}", r.kind, r.id));
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let more = if missing.len() > 3 { format!(" and {} more", missing.len() - 3) } else { String::new() };
+        missing.truncate(3);
+        let detail = format!("it lacks flushed records that {} lists ({}{more})", snapshot::FILE, missing.join(", "));
+        Err(corrupt(&self.db_path, &self.run_dir, &self.run_id(), detail))
+    }
+
+    fn write_snapshot(&self, st: &State) -> Result<(), JournalError> {
+        let owner = Some(self.lock.owner().clone());
+        let snap = snapshot::build(st.run.clone(), self.attempts()?, self.resources()?, st.next_seq - 1, owner);
+        snapshot::write(&self.run_dir, &snap)
+    }
+}
+
+type Opened = (Db, Tree, Tree, Tree, Tree, State);
+
+fn open_db(db_path: &Path, run_dir: &Path, run_id: &str, create: Option<RunRecord>) -> Result<Opened, JournalError> {
+    let err = |e| sled_error(db_path, run_dir, run_id, e);
+    // No background flusher: durability points are explicit (`flush()` at step boundaries).
+    let db = ::sled::Config::new().path(db_path).flush_every_ms(None).open().map_err(err)?;
+    let meta = db.open_tree("meta").map_err(err)?;
+    let attempts = db.open_tree("attempts").map_err(err)?;
+    let events = db.open_tree("events").map_err(err)?;
+    let resources = db.open_tree("resources").map_err(err)?;
+    let run = match create {
+        Some(run) => {
+            meta.insert("format", FORMAT_VERSION).map_err(err)?;
+            meta.insert("run", serde_json::to_vec(&run)?).map_err(err)?;
+            run
+        }
+        None => {
+            match meta.get("format").map_err(err)? {
+                Some(v) if v.as_ref() == FORMAT_VERSION => {}
+                Some(v) => {
+                    let detail = format!("unsupported journal format {:?} (this wharf reads {:?})", String::from_utf8_lossy(&v), "1");
+                    return Err(JournalError::Corrupt { path: db_path.to_path_buf(), detail, hint: "use the wharf version that created this run".into() });
+                }
+                None => return Err(corrupt(db_path, run_dir, run_id, "it has no format marker (data lost or truncated)".into())),
+            }
+            let bytes = meta.get("run").map_err(err)?;
+            let bytes = bytes.ok_or_else(|| corrupt(db_path, run_dir, run_id, "it has no run record (data lost or truncated)".into()))?;
+            decode::<RunRecord>(db_path, run_dir, run_id, "meta", &bytes)?
+        }
+    };
+    let next_seq = match events.last().map_err(err)? {
+        Some((k, _)) => seq_of(&k).ok_or_else(|| corrupt(db_path, run_dir, run_id, "an event key is malformed".into()))? + 1,
+        None => 1,
+    };
+    let mut next_order = 0;
+    for v in resources.iter().values() {
+        let e: LedgerEntry = decode(db_path, run_dir, run_id, "resources", &v.map_err(err)?)?;
+        next_order = next_order.max(e.order + 1);
+    }
+    Ok((db, meta, attempts, events, resources, State { run, next_seq, next_order }))
+}
+
+fn seq_of(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.try_into().ok()?))
+}
+
+fn attempt_key(step_id: &str, attempt: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(step_id.len() + 5);
+    k.extend_from_slice(step_id.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&attempt.to_be_bytes());
+    k
+}
+
+fn resource_key(kind: &str, id: &str) -> Vec<u8> {
+    [kind.as_bytes(), &[0], id.as_bytes()].concat()
+}
+
+fn corrupt(db_path: &Path, run_dir: &Path, run_id: &str, detail: String) -> JournalError {
+    JournalError::Corrupt {
+        path: db_path.to_path_buf(),
+        detail,
+        hint: format!(
+            "move {} out of the runs directory to set run {run_id} aside (other runs are unaffected); the resources \
+             it created are listed in {}",
+            run_dir.display(),
+            run_dir.join(snapshot::FILE).display()
+        ),
+    }
+}
+
+fn sled_error(db_path: &Path, run_dir: &Path, run_id: &str, e: ::sled::Error) -> JournalError {
+    match e {
+        // Unsupported is what sled reports for an unreadable `conf` file ("created by an old sled version").
+        ::sled::Error::Corruption { .. } | ::sled::Error::ReportableBug(_) | ::sled::Error::Unsupported(_) => {
+            corrupt(db_path, run_dir, run_id, e.to_string())
+        }
+        ::sled::Error::Io(ref io) if matches!(io.kind(), ErrorKind::UnexpectedEof | ErrorKind::InvalidData) => {
+            corrupt(db_path, run_dir, run_id, e.to_string())
+        }
+        source => JournalError::Sled { path: db_path.to_path_buf(), source },
+    }
+}
+
+fn decode<T: DeserializeOwned>(db_path: &Path, run_dir: &Path, run_id: &str, tree: &str, bytes: &[u8]) -> Result<T, JournalError> {
+    serde_json::from_slice(bytes).map_err(|e| corrupt(db_path, run_dir, run_id, format!("a record in tree `{tree}` cannot be decoded: {e}")))
+}
+
+impl RunJournal for SledJournal {
+    fn run(&self) -> RunRecord {
+        self.state().run.clone()
+    }
+
+    fn update_run(&self, f: &mut dyn FnMut(&mut RunRecord)) -> Result<(), JournalError> {
+        let mut st = self.state();
+        let mut run = st.run.clone();
+        f(&mut run);
+        run.id = st.run.id.clone(); // the id names the directory; it cannot change
+        run.updated_at_ms = now_ms();
+        self.meta.insert("run", serde_json::to_vec(&run)?).map_err(|e| self.sled_err(e))?;
+        st.run = run;
+        Ok(())
+    }
+
+    fn put_attempt(&self, a: &AttemptRecord) -> Result<(), JournalError> {
+        let _st = self.state();
+        self.attempts.insert(attempt_key(&a.step_id, a.attempt), serde_json::to_vec(a)?).map_err(|e| self.sled_err(e))?;
+        Ok(())
+    }
+
+    fn attempts(&self) -> Result<Vec<AttemptRecord>, JournalError> {
+        self.scan(&self.attempts, "attempts")
+    }
+
+    fn append_event(&self, e: NewEvent) -> Result<u64, JournalError> {
+        let mut st = self.state();
+        let seq = st.next_seq;
+        let event = Event { seq, at_ms: now_ms(), step_id: e.step_id, kind: e.kind, message: e.message };
+        self.events.insert(seq.to_be_bytes(), serde_json::to_vec(&event)?).map_err(|e| self.sled_err(e))?;
+        st.next_seq += 1;
+        Ok(seq)
+    }
+
+    fn events(&self, step_id: Option<&str>, after_seq: Option<u64>) -> Result<Vec<Event>, JournalError> {
+        let start = match after_seq {
+            None => 0,
+            Some(s) => match s.checked_add(1) {
+                Some(s) => s,
+                None => return Ok(Vec::new()),
+            },
+        };
+        let mut out = Vec::new();
+        for v in self.events.range(start.to_be_bytes()..).values() {
+            let ev: Event = self.decode("events", &v.map_err(|e| self.sled_err(e))?)?;
+            if step_id.is_none_or(|s| ev.step_id.as_deref() == Some(s)) {
+                out.push(ev);
+            }
+        }
+        Ok(out)
+    }
+
+    fn record_resource(&self, r: &Resource) -> Result<bool, JournalError> {
+        let mut st = self.state();
+        let key = resource_key(&r.kind, &r.id);
+        if self.resources.contains_key(&key).map_err(|e| self.sled_err(e))? {
+            return Ok(false);
+        }
+        let entry = LedgerEntry { order: st.next_order, resource: r.clone() };
+        self.resources.insert(key, serde_json::to_vec(&entry)?).map_err(|e| self.sled_err(e))?;
+        st.next_order += 1;
+        Ok(true)
+    }
+
+    fn mark_resource_deleted(&self, kind: &str, id: &str) -> Result<(), JournalError> {
+        let _st = self.state();
+        let key = resource_key(kind, id);
+        let Some(v) = self.resources.get(&key).map_err(|e| self.sled_err(e))? else { return Ok(()) };
+        let mut entry: LedgerEntry = self.decode("resources", &v)?;
+        if entry.resource.deleted_at_ms.is_none() {
+            entry.resource.deleted_at_ms = Some(now_ms());
+            self.resources.insert(key, serde_json::to_vec(&entry)?).map_err(|e| self.sled_err(e))?;
+        }
+        Ok(())
+    }
+
+    fn resources(&self) -> Result<Vec<Resource>, JournalError> {
+        let mut entries: Vec<LedgerEntry> = self.scan(&self.resources, "resources")?;
+        entries.sort_by_key(|e| e.order);
+        Ok(entries.into_iter().map(|e| e.resource).collect())
+    }
+
+    fn flush(&self) -> Result<(), JournalError> {
+        // Hold the state lock so concurrent flushes write snapshots in order and see a consistent run record.
+        let st = self.state();
+        self.db.flush().map_err(|e| self.sled_err(e))?;
+        self.write_snapshot(&st)
+    }
+}
