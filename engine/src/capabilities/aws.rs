@@ -1,0 +1,167 @@
+//! AWS clients for the capabilities and the one mapping of SDK errors to the WIT error.
+//!
+//! Clients come from `aws-config` defaults, so `AWS_ENDPOINT_URL`, profiles and the whole
+//! credential chain work as users expect. Retry and timeout settings are explicit here rather
+//! than inherited, because a deploy that hangs for hours is one of the things wharf exists to end.
+
+use crate::host::bindings::{ErrorKind, WitError};
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+pub use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+/// An SDK error with the HTTP response type every AWS client uses.
+pub type SdkError<E> = aws_smithy_runtime_api::client::result::SdkError<E, HttpResponse>;
+
+/// What the error mapping needs from a service's operation error.
+pub trait ServiceErrorInfo: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static {}
+impl<T: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static> ServiceErrorInfo for T {}
+
+/// Region and profile for the run's AWS clients (from the workflow's `[aws]` table).
+#[derive(Debug, Clone, Default)]
+pub struct AwsSettings {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    /// SDK attempts per call (the SDK's own retries, below the step's retries).
+    pub max_attempts: u32,
+}
+
+/// Lazily built AWS clients shared by every step of a run.
+pub struct Aws {
+    settings: AwsSettings,
+    config: OnceCell<SdkConfig>,
+    ecs: OnceCell<aws_sdk_ecs::Client>,
+}
+
+impl Aws {
+    pub fn new(settings: AwsSettings) -> Self {
+        Aws { settings, config: OnceCell::new(), ecs: OnceCell::new() }
+    }
+
+    /// The region resources are created in, when known.
+    pub fn region(&self) -> Option<String> {
+        self.config
+            .get()
+            .and_then(|c| c.region().map(|r| r.to_string()))
+            .or_else(|| self.settings.region.clone())
+    }
+
+    async fn config(&self) -> Result<&SdkConfig, WitError> {
+        let config = self
+            .config
+            .get_or_init(|| async {
+                let mut loader = aws_config::defaults(BehaviorVersion::latest())
+                    .retry_config(RetryConfig::standard().with_max_attempts(self.settings.max_attempts.max(1)))
+                    .timeout_config(
+                        TimeoutConfig::builder()
+                            .connect_timeout(Duration::from_secs(5))
+                            .operation_attempt_timeout(Duration::from_secs(30))
+                            .operation_timeout(Duration::from_secs(90))
+                            .build(),
+                    );
+                if let Some(region) = &self.settings.region {
+                    loader = loader.region(Region::new(region.clone()));
+                }
+                if let Some(profile) = &self.settings.profile {
+                    loader = loader.profile_name(profile);
+                }
+                loader.load().await
+            })
+            .await;
+        if config.region().is_none() {
+            return Err(WitError::new(
+                ErrorKind::InvalidInput,
+                "NoRegion",
+                "no AWS region is configured: set `region` in the workflow's [aws] table, or AWS_REGION, or a profile region",
+            ));
+        }
+        Ok(config)
+    }
+
+    pub async fn ecs(&self) -> Result<&aws_sdk_ecs::Client, WitError> {
+        let config = self.config().await?;
+        Ok(self.ecs.get_or_init(|| async { aws_sdk_ecs::Client::new(config) }).await)
+    }
+}
+
+/// Codes AWS uses for throttling across services.
+const THROTTLING_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "ProvisionedThroughputExceededException",
+];
+
+/// Codes that mean "the input is wrong": retrying the same call cannot help.
+const INVALID_INPUT_CODES: &[&str] =
+    &["ValidationException", "ValidationError", "InvalidParameterException", "InvalidParameterValue", "MalformedPolicyDocument"];
+
+/// The one mapping of AWS SDK errors to the WIT error every capability returns.
+pub fn map_sdk_error<E: ServiceErrorInfo>(action: &str, err: SdkError<E>) -> WitError {
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    match &err {
+        SdkError::ServiceError(service) => {
+            let e = service.err();
+            let code = e.code().unwrap_or("Unknown").to_string();
+            let message = e.message().unwrap_or("").to_string();
+            let kind = classify(&code, &message, status);
+            WitError { kind, code, message: format!("{action} failed: {message}"), http_status: status }
+        }
+        SdkError::TimeoutError(_) => WitError::new(ErrorKind::Retryable, "Timeout", format!("{action} timed out")),
+        SdkError::DispatchFailure(f) => {
+            let detail = aws_smithy_types::error::display::DisplayErrorContext(&err).to_string();
+            let kind = if f.is_user() { ErrorKind::Permanent } else { ErrorKind::Retryable };
+            WitError::new(kind, "DispatchFailure", format!("{action} could not be sent: {detail}"))
+        }
+        SdkError::ResponseError(_) => WitError {
+            kind: ErrorKind::Retryable,
+            code: "ResponseError".into(),
+            message: format!("{action} got an unreadable response: {}", aws_smithy_types::error::display::DisplayErrorContext(&err)),
+            http_status: status,
+        },
+        _ => WitError::new(
+            ErrorKind::Permanent,
+            "ConstructionFailure",
+            format!("{action} could not be built: {}", aws_smithy_types::error::display::DisplayErrorContext(&err)),
+        ),
+    }
+}
+
+fn classify(code: &str, message: &str, status: Option<u16>) -> ErrorKind {
+    let lower = message.to_ascii_lowercase();
+    if THROTTLING_CODES.contains(&code) || status.is_some_and(|s| s >= 500 || s == 429) {
+        ErrorKind::Retryable
+    } else if lower.contains("unable to assume") || lower.contains("role cannot be assumed") {
+        // IAM is eventually consistent: a role created seconds ago may not be assumable yet.
+        ErrorKind::Retryable
+    } else if INVALID_INPUT_CODES.contains(&code) {
+        ErrorKind::InvalidInput
+    } else {
+        ErrorKind::Permanent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_transient_and_permanent_errors() {
+        assert_eq!(classify("ThrottlingException", "", Some(400)), ErrorKind::Retryable);
+        assert_eq!(classify("InternalFailure", "", Some(500)), ErrorKind::Retryable);
+        assert_eq!(
+            classify("InvalidParameterException", "ECS was unable to assume the role 'arn:aws:iam::1:role/x'", Some(400)),
+            ErrorKind::Retryable
+        );
+        assert_eq!(classify("InvalidParameterException", "bad cpu", Some(400)), ErrorKind::InvalidInput);
+        assert_eq!(classify("AccessDeniedException", "no", Some(403)), ErrorKind::Permanent);
+    }
+}

@@ -1,0 +1,93 @@
+//! Host capabilities: what plugins may ask the host to do, one module per capability.
+//!
+//! Every call goes through [`Capabilities`]: the grant check (deny by default), the step's
+//! transcript, the shared AWS error mapping and the resource ledger live here once.
+
+pub mod aws;
+pub mod ecs;
+pub mod log;
+
+use crate::events::EventSink;
+use crate::grants::GrantSet;
+use crate::host::bindings::{ErrorKind, WitError};
+use crate::journal::{EventKind, LogLevel, Resource};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What one step attempt may do, and where its calls are recorded.
+pub struct Capabilities {
+    pub run_id: String,
+    pub step_id: String,
+    grants: GrantSet,
+    events: EventSink,
+    aws: Arc<aws::Aws>,
+}
+
+impl Capabilities {
+    pub fn new(run_id: &str, step_id: &str, grants: GrantSet, events: EventSink, aws: Arc<aws::Aws>) -> Self {
+        Capabilities { run_id: run_id.to_string(), step_id: step_id.to_string(), grants, events, aws }
+    }
+
+    /// Allows the call, or returns a `denied` error naming the grant line to add.
+    pub fn authorize(&self, action: &str, resource: &str) -> Result<(), WitError> {
+        self.grants.check(action, resource).map_err(|denied| {
+            let message = denied.to_string();
+            self.event(EventKind::Log(LogLevel::Warn), format!("denied: {message}"));
+            WitError::new(ErrorKind::Denied, "GrantMissing", message)
+        })
+    }
+
+    /// Awaits an AWS call, records it in the transcript and maps its error.
+    pub async fn call<T, E>(
+        &self,
+        action: &str,
+        resource: &str,
+        request: impl Future<Output = Result<T, aws::SdkError<E>>>,
+    ) -> Result<T, WitError>
+    where
+        E: aws::ServiceErrorInfo,
+    {
+        let started = Instant::now();
+        let result = request.await.map_err(|e| aws::map_sdk_error(action, e));
+        let outcome = match &result {
+            Ok(_) => "ok".to_string(),
+            Err(e) => format!("{} {}", e.kind.as_str(), e.code),
+        };
+        self.event(EventKind::Call, format!("{action} {resource} -> {outcome} ({} ms)", started.elapsed().as_millis()));
+        result
+    }
+
+    /// Writes a created resource to the run's ledger (durable before the plugin sees the result).
+    pub fn record_created(&self, kind: &str, id: &str, name: Option<&str>, attributes: BTreeMap<String, String>) -> Result<(), WitError> {
+        let resource = Resource {
+            kind: kind.to_string(),
+            id: id.to_string(),
+            name: name.map(str::to_string),
+            region: self.aws.region(),
+            step_id: self.step_id.clone(),
+            created_at_ms: crate::now_ms(),
+            deleted_at_ms: None,
+            attributes,
+        };
+        let journal = self.events.journal();
+        journal
+            .record_resource(&resource)
+            .and_then(|_| journal.flush())
+            .map_err(|e| WitError::new(ErrorKind::Retryable, "StateWriteFailed", format!("could not record {kind} {id} in the run ledger: {e}")))
+    }
+
+    /// Tags every resource the host creates carries: which run and step made it.
+    pub fn tags(&self) -> [(&'static str, String); 2] {
+        [("wharf:run", self.run_id.clone()), ("wharf:step", self.step_id.clone())]
+    }
+
+    pub fn aws(&self) -> &aws::Aws {
+        &self.aws
+    }
+
+    /// Journals an event for this step; journal failures surface at the step's next flush.
+    pub fn event(&self, kind: EventKind, message: String) {
+        let _ = self.events.emit(Some(&self.step_id), kind, message);
+    }
+}

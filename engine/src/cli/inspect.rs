@@ -1,0 +1,85 @@
+//! `wharf status`, `wharf runs`, `wharf logs`: reading runs, including ones another process is
+//! driving right now (they are read from the run's snapshot, not its locked database).
+
+use super::progress::kind_label;
+use super::run::journal_failure;
+use super::{Cli, ExitCode, Failure, Output};
+use crate::journal::{RunSnapshot, SledBackend, StateBackend};
+
+pub fn status(cli: &Cli, run_id: Option<&str>) -> Result<ExitCode, Failure> {
+    let backend = SledBackend::new(&cli.state_dir).map_err(journal_failure)?;
+    let snapshot = match run_id {
+        Some(id) => backend.read_run(id).map_err(journal_failure)?,
+        None => backend
+            .list_runs()
+            .map_err(journal_failure)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Failure::new(ExitCode::State, format!("no runs in {}; start one with `wharf run FILE`", cli.state_dir.display())))?,
+    };
+    if cli.output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(&snapshot).expect("snapshots serialize"));
+        return Ok(ExitCode::Success);
+    }
+    print_status(&snapshot);
+    Ok(ExitCode::Success)
+}
+
+fn print_status(s: &RunSnapshot) {
+    println!("run {}  workflow {}  status {}", s.run.id, s.run.workflow_name, s.effective_status());
+    if let Some(owner) = &s.held_by {
+        println!("driven by pid {} on {} ({})", owner.pid, owner.hostname, owner.command);
+    }
+    for step in &s.steps {
+        let took = step.last.finished_at_ms.map(|f| format!("{} ms", f.saturating_sub(step.last.started_at_ms))).unwrap_or_default();
+        let status = format!("{:?}", step.last.status).to_lowercase();
+        println!("  {:<20} {:<10} attempts {:<3} {}", step.step_id, status, step.attempts, took);
+        if let Some(e) = &step.last.error {
+            println!("      {} {}: {}", e.kind, e.code, e.message);
+        }
+    }
+    let live: Vec<_> = s.resources.iter().filter(|r| r.deleted_at_ms.is_none()).collect();
+    if !live.is_empty() {
+        println!("resources created by this run:");
+        for r in live {
+            println!("  {:<22} {}  (step {})", r.kind, r.id, r.step_id);
+        }
+    }
+    if let Some(error) = &s.run.error {
+        println!("error: {error}");
+    }
+}
+
+pub fn runs(cli: &Cli) -> Result<ExitCode, Failure> {
+    let backend = SledBackend::new(&cli.state_dir).map_err(journal_failure)?;
+    let runs = backend.list_runs().map_err(journal_failure)?;
+    if cli.output == Output::Json {
+        let list: Vec<_> = runs
+            .iter()
+            .map(|s| serde_json::json!({"id": s.run.id, "workflow": s.run.workflow_name, "status": s.effective_status(), "created_at_ms": s.run.created_at_ms}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list).expect("JSON values serialize"));
+        return Ok(ExitCode::Success);
+    }
+    if runs.is_empty() {
+        println!("no runs in {}", cli.state_dir.display());
+    }
+    for s in runs {
+        println!("{}  {:<12} {}", s.run.id, s.effective_status(), s.run.workflow_name);
+    }
+    Ok(ExitCode::Success)
+}
+
+pub fn logs(cli: &Cli, run_id: &str, step: Option<&str>) -> Result<ExitCode, Failure> {
+    let backend = SledBackend::new(&cli.state_dir).map_err(journal_failure)?;
+    let journal = backend.open_run(run_id).map_err(journal_failure)?;
+    let events = journal.events(step, None).map_err(journal_failure)?;
+    if cli.output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(&events).expect("events serialize"));
+        return Ok(ExitCode::Success);
+    }
+    for e in events {
+        println!("{:>5} {:<18} {:<9} {}", e.seq, e.step_id.as_deref().unwrap_or("run"), kind_label(&e.kind), e.message);
+    }
+    Ok(ExitCode::Success)
+}

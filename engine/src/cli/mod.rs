@@ -1,0 +1,136 @@
+//! The `wharf` command line. Exit codes are documented in [`exit`] and the README.
+
+mod exit;
+mod inspect;
+mod progress;
+mod run;
+mod workflow_cmds;
+
+pub use exit::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "wharf", version, about = "Runs deployment workflows whose steps are sandboxed WebAssembly components.")]
+pub struct Cli {
+    /// Where runs are journaled (one sled database per run) and compiled plugins are cached.
+    #[arg(long, global = true, env = "WHARF_STATE_DIR", default_value = ".wharf")]
+    pub state_dir: PathBuf,
+    /// Where compiled plugins are cached (default: `<state-dir>/cache`).
+    #[arg(long, global = true, env = "WHARF_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Output format for commands that report results.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Runs a workflow file.
+    Run {
+        file: PathBuf,
+        /// A workflow parameter, `NAME=VALUE`; repeat for more.
+        #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+        params: Vec<String>,
+    },
+    /// Resumes a failed or interrupted run: finished steps keep their outputs, the rest run again.
+    Resume {
+        run_id: String,
+        /// Proceed although the workflow file changed since the run started; changed steps and
+        /// the steps after them run again with the new definition.
+        #[arg(long)]
+        accept_changes: bool,
+    },
+    /// Shows a run's steps (the latest run when none is given).
+    Status { run_id: Option<String> },
+    /// Lists runs, newest first.
+    Runs,
+    /// Shows a run's event log.
+    Logs {
+        run_id: String,
+        /// Only this step's events.
+        #[arg(long)]
+        step: Option<String>,
+    },
+    /// Checks a workflow file and reports every problem with file:line:col.
+    Validate { file: PathBuf },
+    /// Prints a workflow's step graph.
+    Graph {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+        format: GraphFormat,
+    },
+    /// Prints the JSON Schema of the workflow file format (for editor completion).
+    Schema,
+    /// Prints a shell completion script.
+    Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    Mermaid,
+    Dot,
+}
+
+/// Parses arguments, runs the command, returns the process exit code.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let code = match dispatch(cli) {
+        Ok(code) => code,
+        Err(failure) => {
+            // Workflow diagnostics are already formatted rustc-style, `error:` included.
+            if failure.message.starts_with("error") {
+                eprintln!("{}", failure.message);
+            } else {
+                eprintln!("error: {}", failure.message);
+            }
+            failure.code
+        }
+    };
+    std::process::ExitCode::from(code as u8)
+}
+
+/// A command that could not do its job: what to tell the user and which exit code.
+pub struct Failure {
+    pub code: ExitCode,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: ExitCode, message: impl std::fmt::Display) -> Self {
+        Failure { code, message: message.to_string() }
+    }
+}
+
+impl Cli {
+    pub fn cache_dir(&self) -> PathBuf {
+        self.cache_dir.clone().unwrap_or_else(|| self.state_dir.join("cache"))
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
+    match &cli.command {
+        Command::Run { file, params } => run::run(&cli, file, params),
+        Command::Resume { run_id, accept_changes } => run::resume(&cli, run_id, *accept_changes),
+        Command::Status { run_id } => inspect::status(&cli, run_id.as_deref()),
+        Command::Runs => inspect::runs(&cli),
+        Command::Logs { run_id, step } => inspect::logs(&cli, run_id, step.as_deref()),
+        Command::Validate { file } => workflow_cmds::validate(&cli, file),
+        Command::Graph { file, format } => workflow_cmds::graph(file, *format),
+        Command::Schema => workflow_cmds::schema(),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(*shell, &mut Cli::command(), "wharf", &mut std::io::stdout());
+            Ok(ExitCode::Success)
+        }
+    }
+}

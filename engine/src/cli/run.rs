@@ -1,0 +1,101 @@
+//! `wharf run` and `wharf resume`.
+
+use super::progress::Progress;
+use super::{Cli, ExitCode, Failure, Output};
+use crate::host::cache::ComponentCache;
+use crate::host::Host;
+use crate::journal::{JournalError, RunStatus, SledBackend};
+use crate::scheduler::{ResumeOptions, RunError, RunOutcome, Scheduler};
+use crate::workflow::{Workflow, WorkflowError};
+use std::path::Path;
+use std::sync::Arc;
+
+pub fn run(cli: &Cli, file: &Path, params: &[String]) -> Result<ExitCode, Failure> {
+    let workflow = Workflow::load(file, &crate::builtin::names()).map_err(workflow_failure)?;
+    let given = params
+        .iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| Failure::new(ExitCode::InvalidInput, format!("--param `{p}` must be NAME=VALUE")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let params = workflow.resolve_params(&given).map_err(workflow_failure)?;
+    let concurrency = workflow.concurrency as u32;
+    drive(cli, concurrency, |scheduler| async move { scheduler.start(workflow, params).await })
+}
+
+pub fn resume(cli: &Cli, run_id: &str, accept_changes: bool) -> Result<ExitCode, Failure> {
+    let options = ResumeOptions { accept_changes };
+    drive(cli, 16, |scheduler| async move { scheduler.resume(run_id, &options).await })
+}
+
+/// Sets up the runtime, host, state and progress view, then runs `f` and reports its outcome.
+fn drive<F, Fut>(cli: &Cli, concurrency: u32, f: F) -> Result<ExitCode, Failure>
+where
+    F: FnOnce(Scheduler) -> Fut,
+    Fut: Future<Output = Result<RunOutcome, RunError>>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(ExitCode::State, format!("cannot start the async runtime: {e}")))?;
+    let backend = SledBackend::new(&cli.state_dir).map_err(journal_failure)?;
+    let host = Host::new(ComponentCache::new(cli.cache_dir()), concurrency)
+        .map_err(|e| Failure::new(ExitCode::Plugin, format!("cannot start the WebAssembly engine: {e:#}")))?;
+    let progress = Arc::new(Progress::new(cli.output == Output::Json));
+    let scheduler = Scheduler::new(Arc::new(host), Arc::new(backend), progress.clone());
+    let result = runtime.block_on(f(scheduler));
+    progress.finish();
+    let outcome = result.map_err(run_failure)?;
+    report(cli, &outcome);
+    Ok(if outcome.status == RunStatus::Succeeded { ExitCode::Success } else { ExitCode::RunFailed })
+}
+
+fn report(cli: &Cli, outcome: &RunOutcome) {
+    if cli.output == Output::Json {
+        let json = serde_json::json!({
+            "run_id": outcome.run_id,
+            "status": outcome.status,
+            "failed": outcome.failed.iter().map(|(id, e)| serde_json::json!({"step": id, "error": e})).collect::<Vec<_>>(),
+            "blocked": outcome.blocked,
+            "outputs": outcome.outputs,
+        });
+        println!("{}", serde_json::to_string_pretty(&json).expect("JSON values serialize"));
+        return;
+    }
+    match outcome.status {
+        RunStatus::Succeeded => println!("run {} succeeded", outcome.run_id),
+        _ => {
+            println!("run {} failed", outcome.run_id);
+            for (id, e) in &outcome.failed {
+                println!("  step `{id}` failed ({} {}): {}", e.kind, e.code, e.message);
+            }
+            if !outcome.blocked.is_empty() {
+                println!("  not run: {}", outcome.blocked.join(", "));
+            }
+            println!("fix the cause, then: wharf resume {}", outcome.run_id);
+        }
+    }
+}
+
+pub(super) fn workflow_failure(e: WorkflowError) -> Failure {
+    match e {
+        WorkflowError::Io { .. } => Failure::new(ExitCode::InvalidInput, e),
+        other => Failure::new(ExitCode::InvalidInput, other),
+    }
+}
+
+pub(super) fn journal_failure(e: JournalError) -> Failure {
+    Failure::new(ExitCode::State, e)
+}
+
+fn run_failure(e: RunError) -> Failure {
+    match e {
+        RunError::Journal(j) => journal_failure(j),
+        RunError::Workflow(w) => workflow_failure(w),
+        RunError::Plugin(p) => Failure::new(ExitCode::Plugin, p),
+        e @ RunError::ChangedSinceStart { .. } => Failure::new(ExitCode::WorkflowChanged, e),
+        e @ (RunError::AlreadySucceeded(_) | RunError::AwsSettings(_)) => Failure::new(ExitCode::InvalidInput, e),
+    }
+}

@@ -1,0 +1,89 @@
+//! The one wasmtime [`Engine`] of a wharf process and the thread that advances its epoch.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances. Step deadlines are measured in these ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Largest memory one step may ask for (`memory = ...` in a workflow is capped here).
+pub const MAX_STEP_MEMORY: u64 = 4 << 30;
+
+/// Which instance allocator the engine ended up with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllocatorKind {
+    Pooling,
+    /// The OS refused the pooling allocator's address-space reservation (e.g. `ulimit -v`).
+    OnDemand,
+}
+
+/// The engine plus its epoch ticker. Cheap to clone; the ticker stops when the last clone drops.
+#[derive(Clone)]
+pub struct WasmEngine {
+    pub engine: Engine,
+    pub allocator: AllocatorKind,
+    _ticker: Arc<Ticker>,
+}
+
+impl WasmEngine {
+    /// Builds the engine, preferring the pooling allocator sized for `max_concurrent_steps`.
+    pub fn new(max_concurrent_steps: u32) -> wasmtime::Result<Self> {
+        let (engine, allocator) = match Engine::new(&config(Some(max_concurrent_steps))) {
+            Ok(engine) => (engine, AllocatorKind::Pooling),
+            Err(_) => (Engine::new(&config(None))?, AllocatorKind::OnDemand),
+        };
+        let ticker = Ticker::start(engine.clone());
+        Ok(WasmEngine { engine, allocator, _ticker: Arc::new(ticker) })
+    }
+}
+
+fn config(pooling_slots: Option<u32>) -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    // Deadlines: guests are interrupted when the epoch passes their deadline.
+    config.epoch_interruption(true);
+    if let Some(slots) = pooling_slots {
+        let slots = slots.max(1) * 2; // headroom for `describe` calls alongside running steps
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(slots)
+            // A Rust guest component has 3 core instances and 1 memory (field notes).
+            .total_core_instances(slots * 4)
+            .total_memories(slots * 2)
+            .total_tables(slots * 4)
+            .total_stacks(slots)
+            .max_memory_size(MAX_STEP_MEMORY as usize);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
+}
+
+/// A dedicated OS thread that increments the epoch. It must not share a current-thread tokio
+/// runtime with a spinning guest, which would starve it (field notes).
+struct Ticker {
+    stop: Arc<AtomicBool>,
+}
+
+impl Ticker {
+    fn start(engine: Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("wharf-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .expect("spawning the epoch thread");
+        Ticker { stop }
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

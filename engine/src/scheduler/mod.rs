@@ -1,0 +1,315 @@
+//! The scheduler: drives a run's step DAG to completion, journaling as it goes, and resumes
+//! interrupted runs without redoing what already succeeded.
+//!
+//! Independent steps run at the same time, up to the workflow's `concurrency`. A failed step
+//! blocks its dependents; independent branches still finish, so a resume has less left to do.
+
+mod backoff;
+pub mod changes;
+mod step;
+
+pub use changes::StepChange;
+pub use step::idempotency_key;
+
+use crate::capabilities::aws::{Aws, AwsSettings};
+use crate::events::{EventSink, Observer};
+use crate::host::{Host, Plugin, PluginError};
+use crate::journal::{AttemptStatus, EventKind, JournalError, RunJournal, RunRecord, RunStatus, StateBackend, StepError};
+use crate::workflow::template::{TemplateContext, render_str};
+use crate::workflow::{Workflow, WorkflowError};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use step::{PriorAttempts, StepOutcome};
+use tokio::task::JoinSet;
+
+/// Why a run could not be started, resumed or driven.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Workflow(#[from] WorkflowError),
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error("the workflow `{path}` changed since run {run_id} started:\n{}\nResume with --accept-changes to run the changed steps (and the steps after them) with the new definition.",
+        .changes.iter().map(|c| format!("  - {c}")).collect::<Vec<_>>().join("\n"))]
+    ChangedSinceStart { run_id: String, path: String, changes: Vec<StepChange> },
+    #[error("run {0} already succeeded; nothing to resume")]
+    AlreadySucceeded(String),
+    #[error("AWS settings: {0}")]
+    AwsSettings(String),
+}
+
+/// How a drive ended.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub run_id: String,
+    pub status: RunStatus,
+    /// Step id and error of every step that failed in this drive.
+    pub failed: Vec<(String, StepError)>,
+    /// Steps that did not run because something they need failed.
+    pub blocked: Vec<String>,
+    /// Outputs of every succeeded step (including ones from earlier drives).
+    pub outputs: BTreeMap<String, Value>,
+}
+
+/// Options for resuming a run.
+#[derive(Debug, Clone, Default)]
+pub struct ResumeOptions {
+    /// Proceed although the workflow file changed since the run started.
+    pub accept_changes: bool,
+}
+
+/// Everything the steps of one drive share.
+pub(crate) struct RunContext {
+    run_id: String,
+    workflow: Arc<Workflow>,
+    params: BTreeMap<String, Value>,
+    plugins: HashMap<String, Arc<Plugin>>,
+    journal: Arc<dyn RunJournal>,
+    events: EventSink,
+    aws: Arc<Aws>,
+}
+
+/// Starts and resumes runs.
+pub struct Scheduler {
+    host: Arc<Host>,
+    backend: Arc<dyn StateBackend>,
+    observer: Arc<dyn Observer>,
+    /// SDK attempts per AWS call (below step retries).
+    pub aws_max_attempts: u32,
+}
+
+impl Scheduler {
+    pub fn new(host: Arc<Host>, backend: Arc<dyn StateBackend>, observer: Arc<dyn Observer>) -> Self {
+        Scheduler { host, backend, observer, aws_max_attempts: 3 }
+    }
+
+    /// Starts a new run of `workflow` with resolved `params`.
+    pub async fn start(&self, workflow: Workflow, params: BTreeMap<String, Value>) -> Result<RunOutcome, RunError> {
+        let plugins = self.load_plugins(&workflow).await?;
+        let now = crate::now_ms();
+        let record = RunRecord {
+            id: crate::journal::new_run_id(),
+            workflow_name: workflow.name.clone(),
+            workflow_path: absolute(&workflow.path),
+            workflow_source: workflow.source.clone(),
+            step_hashes: step_hashes(&workflow, &plugins),
+            params: params.clone(),
+            status: RunStatus::Running,
+            created_at_ms: now,
+            updated_at_ms: now,
+            finished_at_ms: None,
+            error: None,
+        };
+        let journal = self.backend.create_run(record)?;
+        let events = EventSink::new(journal.clone(), self.observer.clone());
+        events.emit(None, EventKind::RunStarted, format!("workflow {} from {}", workflow.name, workflow.path.display()))?;
+        journal.flush()?;
+        self.drive(journal, events, Arc::new(workflow), params, plugins, BTreeSet::new()).await
+    }
+
+    /// Resumes a run: steps that succeeded keep their outputs; the rest run again.
+    pub async fn resume(&self, run_id: &str, options: &ResumeOptions) -> Result<RunOutcome, RunError> {
+        let journal = self.backend.open_run(run_id)?;
+        let run = journal.run();
+        if run.status == RunStatus::Succeeded {
+            return Err(RunError::AlreadySucceeded(run_id.to_string()));
+        }
+        let path = std::path::Path::new(&run.workflow_path);
+        let builtins = crate::builtin::names();
+        // The file as it is now; if it is gone, the text the run started with.
+        let workflow = match std::fs::read_to_string(path) {
+            Ok(source) => Workflow::parse(path, &source, &builtins)?,
+            Err(_) => Workflow::parse(path, &run.workflow_source, &builtins)?,
+        };
+        let plugins = self.load_plugins(&workflow).await?;
+        let hashes = step_hashes(&workflow, &plugins);
+        let changes = changes::diff(&run.step_hashes, &hashes);
+        let mut rerun = BTreeSet::new();
+        if !changes.is_empty() {
+            if !options.accept_changes {
+                return Err(RunError::ChangedSinceStart { run_id: run_id.into(), path: run.workflow_path.clone(), changes });
+            }
+            let changed: Vec<&str> =
+                changes.iter().filter_map(|c| if let StepChange::Changed(id) = c { Some(id.as_str()) } else { None }).collect();
+            rerun = dependents_closure(&workflow, &changed);
+        }
+        let source = workflow.source.clone();
+        journal.update_run(&mut |r: &mut RunRecord| {
+            r.status = RunStatus::Running;
+            r.workflow_source = source.clone();
+            r.step_hashes = hashes.clone();
+            r.finished_at_ms = None;
+            r.error = None;
+            r.updated_at_ms = crate::now_ms();
+        })?;
+        let events = EventSink::new(journal.clone(), self.observer.clone());
+        let note = if changes.is_empty() { String::new() } else { format!(" with accepted changes: {}", changes.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("; ")) };
+        events.emit(None, EventKind::RunResumed, format!("resumed by pid {}{note}", std::process::id()))?;
+        journal.flush()?;
+        self.drive(journal, events, Arc::new(workflow), run.params.clone(), plugins, rerun).await
+    }
+
+    async fn load_plugins(&self, workflow: &Workflow) -> Result<HashMap<String, Arc<Plugin>>, PluginError> {
+        let mut plugins = HashMap::new();
+        for step in &workflow.steps {
+            plugins.insert(step.id.clone(), self.host.plugin(&step.plugin).await?);
+        }
+        Ok(plugins)
+    }
+
+    async fn drive(
+        &self,
+        journal: Arc<dyn RunJournal>,
+        events: EventSink,
+        workflow: Arc<Workflow>,
+        params: BTreeMap<String, Value>,
+        plugins: HashMap<String, Arc<Plugin>>,
+        rerun: BTreeSet<String>,
+    ) -> Result<RunOutcome, RunError> {
+        let run_id = journal.run().id;
+        let aws = Arc::new(Aws::new(aws_settings(&workflow, &params, &run_id, self.aws_max_attempts)?));
+        let (mut outputs, prior) = recorded_progress(journal.as_ref(), &rerun)?;
+        let ctx = Arc::new(RunContext { run_id: run_id.clone(), workflow: workflow.clone(), params, plugins, journal: journal.clone(), events: events.clone(), aws });
+
+        let mut pending: Vec<String> =
+            workflow.topo_order().into_iter().filter(|id| !outputs.contains_key(*id)).map(str::to_string).collect();
+        let mut failed: Vec<(String, StepError)> = Vec::new();
+        let mut blocked: Vec<String> = Vec::new();
+        let mut running = JoinSet::new();
+
+        loop {
+            block_dependents_of_failures(&workflow, &mut pending, &failed, &mut blocked, &events);
+            while running.len() < workflow.concurrency {
+                let Some(pos) = pending.iter().position(|id| workflow.step(id).unwrap().needs.iter().all(|n| outputs.contains_key(n))) else {
+                    break;
+                };
+                let id = pending.remove(pos);
+                let p = prior.get(&id).copied().unwrap_or_default();
+                let ctx = ctx.clone();
+                let snapshot = outputs.clone();
+                running.spawn(async move {
+                    let outcome = step::run_step(ctx, id.clone(), p, snapshot).await;
+                    (id, outcome)
+                });
+            }
+            let Some(joined) = running.join_next().await else { break };
+            let (id, outcome) = joined.expect("step tasks do not panic: plugin failures are errors");
+            match outcome {
+                StepOutcome::Succeeded(out) => {
+                    outputs.insert(id, out);
+                }
+                StepOutcome::Failed(error) => failed.push((id, error)),
+            }
+        }
+
+        let status = if failed.is_empty() && blocked.is_empty() && pending.is_empty() { RunStatus::Succeeded } else { RunStatus::Failed };
+        let summary = summarize(&failed, &blocked);
+        journal.update_run(&mut |r: &mut RunRecord| {
+            r.status = status;
+            r.finished_at_ms = Some(crate::now_ms());
+            r.updated_at_ms = crate::now_ms();
+            r.error = summary.clone();
+        })?;
+        events.emit(None, EventKind::RunFinished, summary.clone().unwrap_or_else(|| "all steps succeeded".into()))?;
+        journal.flush()?;
+        Ok(RunOutcome { run_id, status, failed, blocked, outputs })
+    }
+}
+
+/// Moves pending steps that need a failed or blocked step to `blocked` (transitively).
+fn block_dependents_of_failures(
+    workflow: &Workflow,
+    pending: &mut Vec<String>,
+    failed: &[(String, StepError)],
+    blocked: &mut Vec<String>,
+    events: &EventSink,
+) {
+    loop {
+        let dead: BTreeSet<&str> = failed.iter().map(|(id, _)| id.as_str()).chain(blocked.iter().map(String::as_str)).collect();
+        let newly: Vec<String> =
+            pending.extract_if(.., |id| workflow.step(id).unwrap().needs.iter().any(|n| dead.contains(n.as_str()))).collect();
+        if newly.is_empty() {
+            return;
+        }
+        for id in newly {
+            let _ = events.emit(Some(&id), EventKind::StepSkipped, "not run: a step it needs failed".to_string());
+            blocked.push(id);
+        }
+    }
+}
+
+/// Outputs of steps that already succeeded (except those to re-run) and where each other step's
+/// attempt numbering continues. A last attempt left `Started` by a dead process is closed as
+/// failed and marks the next attempt in doubt.
+fn recorded_progress(
+    journal: &dyn RunJournal,
+    rerun: &BTreeSet<String>,
+) -> Result<(BTreeMap<String, Value>, HashMap<String, PriorAttempts>), JournalError> {
+    let mut outputs = BTreeMap::new();
+    let mut prior: HashMap<String, PriorAttempts> = HashMap::new();
+    for attempt in journal.attempts()? {
+        let p = prior.entry(attempt.step_id.clone()).or_default();
+        p.count = p.count.max(attempt.attempt);
+        p.in_doubt = attempt.status == AttemptStatus::Started;
+        match attempt.status {
+            AttemptStatus::Succeeded if !rerun.contains(&attempt.step_id) => {
+                outputs.insert(attempt.step_id.clone(), attempt.outputs.clone().unwrap_or(Value::Null));
+            }
+            AttemptStatus::Started => {
+                let mut closed = attempt.clone();
+                closed.status = AttemptStatus::Failed;
+                closed.finished_at_ms = Some(crate::now_ms());
+                closed.error = Some(StepError {
+                    kind: "interrupted".into(),
+                    code: "Interrupted".into(),
+                    message: "the process driving this attempt stopped before it finished".into(),
+                });
+                journal.put_attempt(&closed)?;
+            }
+            _ => {}
+        }
+    }
+    Ok((outputs, prior))
+}
+
+/// Each step's definition hash combined with its plugin's digest: a fixed plugin is a change too.
+fn step_hashes(workflow: &Workflow, plugins: &HashMap<String, Arc<Plugin>>) -> BTreeMap<String, String> {
+    workflow.steps.iter().map(|s| (s.id.clone(), format!("{}:{}", s.definition_hash, plugins[&s.id].digest))).collect()
+}
+
+/// `changed` plus every step that depends on them, directly or not.
+fn dependents_closure(workflow: &Workflow, changed: &[&str]) -> BTreeSet<String> {
+    let mut set: BTreeSet<String> = changed.iter().map(|s| s.to_string()).collect();
+    for id in workflow.topo_order() {
+        if workflow.step(id).unwrap().needs.iter().any(|n| set.contains(n)) {
+            set.insert(id.to_string());
+        }
+    }
+    set
+}
+
+fn aws_settings(workflow: &Workflow, params: &BTreeMap<String, Value>, run_id: &str, max_attempts: u32) -> Result<AwsSettings, RunError> {
+    let env = |name: &str| std::env::var(name).ok();
+    let steps = BTreeMap::new();
+    let ctx = TemplateContext { params, steps: &steps, run_id, env: &env, with: None };
+    let render = |v: &Option<String>| v.as_ref().map(|s| render_str(s, &ctx)).transpose().map_err(|e| RunError::AwsSettings(e.to_string()));
+    Ok(AwsSettings { region: render(&workflow.aws.region)?, profile: render(&workflow.aws.profile)?, max_attempts })
+}
+
+fn summarize(failed: &[(String, StepError)], blocked: &[String]) -> Option<String> {
+    if failed.is_empty() && blocked.is_empty() {
+        return None;
+    }
+    let mut parts: Vec<String> = failed.iter().map(|(id, e)| format!("step `{id}` failed: {}", e.message)).collect();
+    if !blocked.is_empty() {
+        parts.push(format!("not run: {}", blocked.join(", ")));
+    }
+    Some(parts.join("; "))
+}
+
+fn absolute(path: &std::path::Path) -> String {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string()
+}

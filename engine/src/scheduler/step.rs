@@ -1,0 +1,194 @@
+//! Running one step: render its inputs and grants, then attempts with retries until it succeeds,
+//! fails for good, or runs out of attempts. Every attempt is journaled before it starts.
+
+use super::RunContext;
+use super::backoff;
+use crate::capabilities::Capabilities;
+use crate::grants::{Grant, GrantSet};
+use crate::host::bindings::{ErrorKind, StepContext};
+use crate::host::sandbox::SandboxState;
+use crate::host::{AttemptError, AttemptLimits};
+use crate::journal::{AttemptRecord, AttemptStatus, EventKind, StepError};
+use crate::workflow::template::{TemplateContext, render_str, render_value};
+use crate::workflow::{PluginRef, Step};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// How a step ended in this drive.
+pub enum StepOutcome {
+    Succeeded(Value),
+    Failed(StepError),
+}
+
+/// The idempotency key of a step in a run: stable across attempts and resumes, 32 hex chars so
+/// it fits every AWS client token (ECS allows 36, Secrets Manager needs 32 to 64).
+pub fn idempotency_key(run_id: &str, step_id: &str) -> String {
+    let digest = Sha256::digest(format!("wharf/{run_id}/{step_id}").as_bytes());
+    hex::encode(&digest[..16])
+}
+
+/// Where attempt numbering resumes for a step.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PriorAttempts {
+    pub count: u32,
+    /// The last attempt started but never finished: the process died during it.
+    pub in_doubt: bool,
+}
+
+pub async fn run_step(
+    ctx: Arc<RunContext>,
+    step_id: String,
+    prior: PriorAttempts,
+    outputs: BTreeMap<String, Value>,
+) -> StepOutcome {
+    match run_step_inner(&ctx, &step_id, prior, &outputs).await {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            let _ = ctx.events.emit(Some(&step_id), EventKind::StepFailed, error.message.clone());
+            StepOutcome::Failed(error)
+        }
+    }
+}
+
+async fn run_step_inner(
+    ctx: &RunContext,
+    step_id: &str,
+    prior: PriorAttempts,
+    outputs: &BTreeMap<String, Value>,
+) -> Result<StepOutcome, StepError> {
+    let step = ctx.workflow.step(step_id).expect("scheduled steps exist");
+    let plugin = ctx.plugins[step_id].clone();
+    let (inputs, grants) = render(ctx, step, &plugin.info.grants, outputs)?;
+    plugin.check_imports(step_id, &grants).map_err(|e| StepError { kind: "denied".into(), code: "CapabilityNotGranted".into(), message: e.to_string() })?;
+
+    let input_json = serde_json::to_string(&inputs).expect("JSON values serialize");
+    let input_hash = hex::encode(Sha256::digest(input_json.as_bytes()));
+    let limits = AttemptLimits { memory_bytes: step.memory_limit, timeout: step.timeout };
+    let mut in_doubt = prior.in_doubt;
+
+    for try_no in 1..=step.retry.max_attempts {
+        let attempt = prior.count + try_no;
+        let mut record = AttemptRecord {
+            step_id: step_id.to_string(),
+            attempt,
+            status: AttemptStatus::Started,
+            started_at_ms: crate::now_ms(),
+            finished_at_ms: None,
+            input_hash: input_hash.clone(),
+            outputs: None,
+            error: None,
+            in_doubt,
+        };
+        // Durable before any side effect: after a crash, this attempt is known to be in doubt.
+        ctx.journal.put_attempt(&record).map_err(state_error)?;
+        let note = if in_doubt { " (in doubt: an earlier attempt was interrupted)" } else { "" };
+        let _ = ctx.events.emit(Some(step_id), EventKind::StepStarted, format!("attempt {attempt} of {}{note}", plugin.name));
+        ctx.journal.flush().map_err(state_error)?;
+
+        let caps = Capabilities::new(&ctx.run_id, step_id, grants.clone(), ctx.events.clone(), ctx.aws.clone());
+        let context = StepContext {
+            run_id: ctx.run_id.clone(),
+            step_id: step_id.to_string(),
+            attempt,
+            idempotency_key: idempotency_key(&ctx.run_id, step_id),
+            in_doubt,
+            inputs: input_json.clone(),
+        };
+        let result = plugin.run_attempt(SandboxState::new(Some(caps), limits.memory_bytes), &limits, context).await;
+        record.finished_at_ms = Some(crate::now_ms());
+
+        let (error, retryable) = match result {
+            Ok(Ok(raw)) => match parse_outputs(&raw) {
+                Ok(outputs) => {
+                    record.status = AttemptStatus::Succeeded;
+                    record.outputs = Some(outputs.clone());
+                    ctx.journal.put_attempt(&record).map_err(state_error)?;
+                    let _ = ctx.events.emit(Some(step_id), EventKind::StepSucceeded, format!("attempt {attempt} succeeded"));
+                    ctx.journal.flush().map_err(state_error)?;
+                    return Ok(StepOutcome::Succeeded(outputs));
+                }
+                Err(e) => (e, false),
+            },
+            Ok(Err(wit)) => {
+                let retryable = wit.kind == ErrorKind::Retryable;
+                (StepError { kind: wit.kind.as_str().into(), code: wit.code, message: wit.message }, retryable)
+            }
+            Err(e) => (attempt_error(&e), false),
+        };
+        record.status = AttemptStatus::Failed;
+        record.error = Some(error.clone());
+        ctx.journal.put_attempt(&record).map_err(state_error)?;
+        let _ = ctx.events.emit(Some(step_id), EventKind::StepFailed, format!("attempt {attempt}: {}: {}", error.code, error.message));
+        ctx.journal.flush().map_err(state_error)?;
+
+        if !retryable || try_no == step.retry.max_attempts {
+            return Ok(StepOutcome::Failed(error));
+        }
+        let wait = backoff::delay(&step.retry, try_no);
+        let _ = ctx.events.emit(Some(step_id), EventKind::StepRetrying, format!("retrying in {} ms", wait.as_millis()));
+        tokio::time::sleep(wait).await;
+        in_doubt = false;
+    }
+    unreachable!("the loop returns on its last attempt")
+}
+
+/// Renders the step's inputs and grants (kept out of the async code: the template context is
+/// not `Send`).
+fn render(ctx: &RunContext, step: &Step, declared: &[String], outputs: &BTreeMap<String, Value>) -> Result<(Value, GrantSet), StepError> {
+    let env = |name: &str| std::env::var(name).ok();
+    let templates = TemplateContext { params: &ctx.params, steps: outputs, run_id: &ctx.run_id, env: &env, with: None };
+    let inputs = render_value(&step.with, &templates).map_err(|e| invalid("TemplateError", e.to_string()))?;
+    let grants = step_grants(step, declared, &templates, &inputs)?;
+    Ok((inputs, grants))
+}
+
+/// The step's grants: what the workflow lists, plus what a built-in plugin declares it needs.
+fn step_grants(step: &Step, declared: &[String], templates: &TemplateContext, inputs: &Value) -> Result<GrantSet, StepError> {
+    let mut lines = Vec::new();
+    for line in &step.grants {
+        lines.push(render_str(line, templates).map_err(|e| invalid("TemplateError", format!("grant `{line}`: {e}")))?);
+    }
+    if matches!(step.plugin, PluginRef::Builtin(_)) {
+        let with_inputs = TemplateContext { with: Some(inputs), ..*templates };
+        for line in declared {
+            lines.push(render_str(line, &with_inputs).map_err(|e| invalid("TemplateError", format!("declared grant `{line}`: {e}")))?);
+        }
+    }
+    let grants = lines
+        .iter()
+        .map(|l| Grant::parse(l).map_err(|e| invalid("InvalidGrant", e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(GrantSet::new(&step.id, grants))
+}
+
+fn parse_outputs(raw: &str) -> Result<Value, StepError> {
+    match serde_json::from_str::<Value>(raw) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(_) => Err(permanent("InvalidOutputs", "the plugin's outputs are not a JSON object".into())),
+        Err(e) => Err(permanent("InvalidOutputs", format!("the plugin's outputs are not JSON: {e}"))),
+    }
+}
+
+fn attempt_error(e: &AttemptError) -> StepError {
+    let (kind, code) = match e {
+        AttemptError::Timeout(_) => ("timeout", "Timeout"),
+        AttemptError::MemoryLimit { .. } => ("trap", "MemoryLimitExceeded"),
+        AttemptError::Trap { .. } => ("trap", "PluginCrashed"),
+        AttemptError::Instantiate(_) => ("trap", "InstantiationFailed"),
+    };
+    StepError { kind: kind.into(), code: code.into(), message: e.to_string() }
+}
+
+fn invalid(code: &str, message: String) -> StepError {
+    StepError { kind: "invalid-input".into(), code: code.into(), message }
+}
+
+fn permanent(code: &str, message: String) -> StepError {
+    StepError { kind: "permanent".into(), code: code.into(), message }
+}
+
+fn state_error(e: crate::journal::JournalError) -> StepError {
+    StepError { kind: "state".into(), code: "StateWriteFailed".into(), message: format!("the run journal could not be written: {e}") }
+}

@@ -1,0 +1,19 @@
+//! Builds the test guest plugins (tests/guests/*) to components for the tests to load by path.
+
+use std::path::Path;
+
+const GUESTS: &[(&str, &str)] = &[("TESTKIT", "guest-testkit"), ("ECS_CALLER", "guest-ecs-caller")];
+
+fn main() {
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
+    let here = Path::new(&manifest_dir);
+    let root = here.parent().unwrap();
+    wharf_plugin_build::rerun_if_changed(&[&here.join("guests"), &root.join("plugins/sdk"), &root.join("wit")]);
+    let packages: Vec<&str> = GUESTS.iter().map(|(_, p)| *p).collect();
+    let built = wharf_plugin_build::build_components(root, &packages);
+    let mut code = String::new();
+    for ((konst, _), b) in GUESTS.iter().zip(&built) {
+        code.push_str(&format!("pub const {konst}: &str = {:?};\n", b.path.display().to_string()));
+    }
+    std::fs::write(Path::new(&std::env::var("OUT_DIR").unwrap()).join("guests.rs"), code).unwrap();
+}

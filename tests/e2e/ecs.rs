@@ -1,0 +1,78 @@
+//! `create-cluster` against moto (started by `scripts/emulators.sh`): the cluster exists with its
+//! settings and wharf's tags, the ledger lists it, and a re-run adopts it instead of duplicating.
+
+use wharf_tests::{Scratch, ecs_client, text, unique};
+
+fn example_workflow() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows/ecs-example.toml")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_cluster_creates_tags_and_ledgers_the_cluster_then_rerun_adopts_it() {
+    let ecs = ecs_client().await;
+    let s = Scratch::new();
+    let name = unique("wharf-e2e");
+    let wf = example_workflow();
+    let args = ["run", wf.to_str().unwrap(), "--param", &format!("cluster={name}"), "--param", "container_insights=true"];
+
+    let result = s.json(&args);
+    assert_eq!(result["status"], "succeeded", "{result:#}");
+    let arn = result["outputs"]["cluster"]["cluster_arn"].as_str().unwrap().to_string();
+    let run_id = result["run_id"].as_str().unwrap().to_string();
+
+    // Check through the AWS API, not through wharf.
+    let described = ecs
+        .describe_clusters()
+        .clusters(&name)
+        .include(aws_sdk_ecs::types::ClusterField::Settings)
+        .include(aws_sdk_ecs::types::ClusterField::Tags)
+        .send()
+        .await
+        .unwrap();
+    let cluster = &described.clusters()[0];
+    assert_eq!(cluster.cluster_arn(), Some(arn.as_str()));
+    assert_eq!(cluster.status(), Some("ACTIVE"));
+    let insights = cluster.settings().iter().find(|s| s.name().map(|n| n.as_str()) == Some("containerInsights"));
+    assert_eq!(insights.and_then(|s| s.value()), Some("enabled"));
+    let run_tag = cluster.tags().iter().find(|t| t.key() == Some("wharf:run"));
+    assert_eq!(run_tag.and_then(|t| t.value()), Some(run_id.as_str()), "{:?}", cluster.tags());
+
+    // The run's ledger lists exactly what it created.
+    let status = s.json(&["status", &run_id]);
+    let resources = status["resources"].as_array().unwrap();
+    assert_eq!(resources.len(), 1, "{status:#}");
+    assert_eq!(resources[0]["kind"], "ecs:cluster");
+    assert_eq!(resources[0]["id"], arn.as_str());
+
+    // A second run finds the cluster and creates nothing.
+    let again = s.json(&args);
+    assert_eq!(again["status"], "succeeded", "{again:#}");
+    assert_eq!(again["outputs"]["cluster"]["cluster_arn"], arn.as_str());
+    let again_status = s.json(&["status", again["run_id"].as_str().unwrap()]);
+    assert_eq!(again_status["resources"].as_array().unwrap().len(), 0, "the re-run created nothing: {again_status:#}");
+    let all = ecs.list_clusters().send().await.unwrap();
+    assert_eq!(all.cluster_arns().iter().filter(|a| a.ends_with(&format!("/{name}"))).count(), 1);
+}
+
+#[test]
+fn a_plugin_granted_another_cluster_is_denied_and_told_which_grant_to_add() {
+    let s = Scratch::new();
+    let wf = s.workflow(
+        "deny.toml",
+        r#"
+name = "deny"
+[aws]
+region = "us-east-1"
+
+[[steps]]
+id = "peek"
+plugin = "{ECS_CALLER}"
+grants = ["ecs:DescribeClusters team-a-*"]
+with = { cluster = "team-b-prod" }
+"#,
+    );
+    let out = s.run(&["run", wf.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("add the grant line \"ecs:DescribeClusters team-b-prod\""), "{stdout}");
+}

@@ -1,0 +1,74 @@
+//! A test plugin whose behaviour is picked by its `mode` input. It imports only `log` (and WASI),
+//! so it needs no grant: everything hostile it does must be stopped by the sandbox itself.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use wharf_plugin_sdk::{Context, Error, Step, log};
+
+#[derive(Deserialize)]
+struct Input {
+    mode: String,
+    /// Echoed back by `echo`.
+    #[serde(default)]
+    value: Value,
+    /// For `fail-then-succeed`: how many attempts fail first.
+    #[serde(default)]
+    failures: u32,
+    /// For `sleep`: milliseconds to sleep.
+    #[serde(default)]
+    millis: u64,
+}
+
+struct Testkit;
+
+impl Step for Testkit {
+    type Input = Input;
+    type Output = Value;
+    const NAME: &'static str = "testkit";
+    const DESCRIPTION: &'static str = "Test behaviours: echo, fail, sleep and hostile ones.";
+    const GRANTS: &'static [&'static str] = &[];
+
+    fn run(ctx: &Context, input: Input) -> Result<Value, Error> {
+        match input.mode.as_str() {
+            "echo" => {
+                log::info("echoing");
+                Ok(json!({ "value": input.value, "attempt": ctx.attempt, "key": ctx.idempotency_key }))
+            }
+            "fail-then-succeed" => {
+                if ctx.attempt <= input.failures {
+                    Err(Error::retryable("Flaky", format!("attempt {} fails on purpose", ctx.attempt)))
+                } else {
+                    Ok(json!({ "attempt": ctx.attempt }))
+                }
+            }
+            "fail-permanent" => Err(Error::permanent("Broken", "this step always fails")),
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_millis(input.millis));
+                Ok(json!({ "slept_ms": input.millis, "in_doubt": ctx.in_doubt }))
+            }
+            "infinite-loop" => {
+                let mut x: u64 = 0;
+                loop {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+            }
+            "allocate-1gib" => {
+                let v = vec![1u8; 1 << 30];
+                Ok(json!({ "len": std::hint::black_box(v).len() }))
+            }
+            "read-passwd" => match std::fs::read_to_string("/etc/passwd") {
+                Ok(s) => Ok(json!({ "leaked": s })),
+                Err(e) => Err(Error::permanent("Sandboxed", format!("reading /etc/passwd failed: {e}"))),
+            },
+            "open-socket" => match std::net::TcpStream::connect("127.0.0.1:22") {
+                Ok(_) => Ok(json!({ "connected": true })),
+                Err(e) => Err(Error::permanent("Sandboxed", format!("connecting failed: {e}"))),
+            },
+            "read-env" => Ok(json!({ "vars": std::env::vars().count() })),
+            "panic" => panic!("testkit panics on purpose"),
+            other => Err(Error::invalid_input(format!("unknown mode `{other}`"))),
+        }
+    }
+}
+
+wharf_plugin_sdk::export_step!(Testkit);

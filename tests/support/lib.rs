@@ -1,0 +1,104 @@
+//! Shared support for wharf's end-to-end tests: the test guest components, a scratch state dir,
+//! the `wharf` CLI as a real process, and the emulators started by `scripts/emulators.sh`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Paths of the test guest components built by `build.rs`.
+pub mod guests {
+    include!(concat!(env!("OUT_DIR"), "/guests.rs"));
+}
+
+/// A scratch directory holding workflow files and a state dir, removed on drop.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Self {
+        Scratch { dir: tempfile::tempdir().expect("temp dir") }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Writes a workflow file; `{TESTKIT}` and `{ECS_CALLER}` are replaced with guest paths.
+    pub fn workflow(&self, name: &str, text: &str) -> PathBuf {
+        let text = text.replace("{TESTKIT}", guests::TESTKIT).replace("{ECS_CALLER}", guests::ECS_CALLER);
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).expect("write workflow");
+        path
+    }
+
+    /// A `wharf` command using this scratch state dir.
+    pub fn wharf(&self) -> Command {
+        let mut cmd = Command::new(wharf_bin());
+        cmd.arg("--state-dir").arg(self.state_dir()).current_dir(self.path());
+        // One compiled-plugin cache for all tests: each plugin is compiled once per build.
+        cmd.env("WHARF_CACHE_DIR", target_dir().join("wharf-test-cache"));
+        cmd
+    }
+
+    /// Runs `wharf ARGS` and returns its output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.wharf().args(args).output().expect("run wharf")
+    }
+
+    /// `wharf --output json ARGS`, parsed.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.wharf().arg("--output").arg("json").args(args).output().expect("run wharf");
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("wharf {args:?} did not print JSON ({e}); stdout: {}; stderr: {}", text(&out.stdout), text(&out.stderr))
+        })
+    }
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The wharf CLI binary built for the tests.
+pub fn wharf_bin() -> PathBuf {
+    target_dir().join("wharf-test-cli")
+}
+
+/// `target/<profile>`: integration tests run from its `deps` folder.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The moto endpoint the project's scripts started, or a panic that says how to start it.
+pub fn moto_endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
+        panic!(
+            "AWS_ENDPOINT_URL is not set, so there is no moto server to test against. Run the tests with \
+             `scripts/test.sh`, or `scripts/emulators.sh start && eval \"$(scripts/emulators.sh env)\"` first."
+        )
+    })
+}
+
+/// An ECS client talking to moto, configured like wharf's own clients.
+pub async fn ecs_client() -> aws_sdk_ecs::Client {
+    moto_endpoint();
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    aws_sdk_ecs::Client::new(&config)
+}
+
+/// A name unique to this test process and call, so tests sharing one moto never collide.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
