@@ -34,7 +34,12 @@ impl EventSink {
     }
 
     /// Records an event. A journal write failure is returned so callers can fail the step.
-    pub fn emit(&self, step_id: Option<&str>, kind: EventKind, message: impl Into<String>) -> Result<(), crate::journal::JournalError> {
+    pub fn emit(
+        &self,
+        step_id: Option<&str>,
+        kind: EventKind,
+        message: impl Into<String>,
+    ) -> Result<(), crate::journal::JournalError> {
         let mut message = message.into();
         if message.len() > MAX_EVENT_MESSAGE {
             let mut cut = MAX_EVENT_MESSAGE;

@@ -37,12 +37,15 @@ impl Grant {
         let Some((service, op)) = action.split_once(':') else {
             return Err(err("the action needs a service prefix, e.g. `ecs:CreateCluster`"));
         };
-        let service_ok = !service.is_empty() && service.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        let service_ok =
+            !service.is_empty() && service.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if !service_ok {
             return Err(err("the service must be lowercase, e.g. `ecs`, `iam`, `s3`"));
         }
         if op.is_empty() || !op.chars().all(|c| c.is_ascii_alphanumeric() || c == '*') {
-            return Err(err("the operation must be an AWS operation name like `CreateCluster` or a pattern like `Describe*`"));
+            return Err(err(
+                "the operation must be an AWS operation name like `CreateCluster` or a pattern like `Describe*`",
+            ));
         }
         Ok(Grant { action: action.to_string(), resource: resource.to_string() })
     }

@@ -5,14 +5,14 @@
 //! - [`grants`]: capability grants and the checks the host makes on every call.
 //! - [`journal`]: durable run state (sled): runs, attempts, events and the resource ledger.
 
-pub mod grants;
-pub mod journal;
-pub mod workflow;
 pub mod builtin;
 pub mod capabilities;
 pub mod events;
+pub mod grants;
 pub mod host;
+pub mod journal;
 pub mod scheduler;
+pub mod workflow;
 
 /// Milliseconds since the Unix epoch (journal timestamps).
 pub fn now_ms() -> u64 {

@@ -13,7 +13,8 @@ async fn create_cluster_creates_tags_and_ledgers_the_cluster_then_rerun_adopts_i
     let s = Scratch::new();
     let name = unique("wharf-e2e");
     let wf = example_workflow();
-    let args = ["run", wf.to_str().unwrap(), "--param", &format!("cluster={name}"), "--param", "container_insights=true"];
+    let args =
+        ["run", wf.to_str().unwrap(), "--param", &format!("cluster={name}"), "--param", "container_insights=true"];
 
     let result = s.json(&args);
     assert_eq!(result["status"], "succeeded", "{result:#}");

@@ -55,7 +55,8 @@ fn kill(mut child: Child) {
 fn start_and_kill_during_slow(s: &Scratch, millis: u64) -> String {
     let wf = s.workflow("killable.toml", &WORKFLOW.replace("MILLIS", &millis.to_string()));
     let child = s.wharf().args(["run", wf.to_str().unwrap()]).spawn().unwrap();
-    let status = wait_for(s, "the slow step to start", |v| step(v, "slow").is_some_and(|st| st["last"]["status"] == "started"));
+    let status =
+        wait_for(s, "the slow step to start", |v| step(v, "slow").is_some_and(|st| st["last"]["status"] == "started"));
     kill(child);
     status["run"]["id"].as_str().unwrap().to_string()
 }
@@ -66,7 +67,7 @@ fn sigkill_mid_run_then_resume_completes_without_rerunning_finished_steps() {
     let run_id = start_and_kill_during_slow(&s, 3_000);
 
     let status = s.json(&["status", &run_id]);
-    assert_eq!(status["effective_status"].as_str().unwrap_or_else(|| status["status"].as_str().unwrap_or("")), "interrupted", "{status:#}");
+    assert_eq!(status["effective_status"], "interrupted", "a killed run is resumable: {status:#}");
 
     let out = s.run(&["resume", &run_id]);
     assert!(out.status.success(), "resume failed: {}{}", text(&out.stdout), text(&out.stderr));

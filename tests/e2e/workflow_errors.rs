@@ -38,7 +38,10 @@ fn syntax_errors_and_unknown_plugins_and_dangling_references() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("bad.toml:4:") && err.contains("create-cluster"), "{err}");
 
-    let (code, err) = validate(&s, "name = \"x\"\n[[steps]]\nid = \"a\"\nplugin = \"{TESTKIT}\"\nwith = { v = \"${steps.nope.outputs.x}\" }\n");
+    let (code, err) = validate(
+        &s,
+        "name = \"x\"\n[[steps]]\nid = \"a\"\nplugin = \"{TESTKIT}\"\nwith = { v = \"${steps.nope.outputs.x}\" }\n",
+    );
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("bad.toml:5:") && err.contains("nope"), "{err}");
 }
@@ -56,5 +59,7 @@ fn missing_and_mistyped_params_are_rejected_before_anything_runs() {
     let out = s.run(&["run", wf.to_str().unwrap(), "--param", "n=abc"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("abc"), "{}", text(&out.stderr));
-    assert!(!s.state_dir().join("runs").exists() || std::fs::read_dir(s.state_dir().join("runs")).unwrap().next().is_none());
+    assert!(
+        !s.state_dir().join("runs").exists() || std::fs::read_dir(s.state_dir().join("runs")).unwrap().next().is_none()
+    );
 }

@@ -53,7 +53,11 @@ impl Scratch {
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let out = self.wharf().arg("--output").arg("json").args(args).output().expect("run wharf");
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("wharf {args:?} did not print JSON ({e}); stdout: {}; stderr: {}", text(&out.stdout), text(&out.stderr))
+            panic!(
+                "wharf {args:?} did not print JSON ({e}); stdout: {}; stderr: {}",
+                text(&out.stdout),
+                text(&out.stderr)
+            )
         })
     }
 }

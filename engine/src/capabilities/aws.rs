@@ -43,10 +43,7 @@ impl Aws {
 
     /// The region resources are created in, when known.
     pub fn region(&self) -> Option<String> {
-        self.config
-            .get()
-            .and_then(|c| c.region().map(|r| r.to_string()))
-            .or_else(|| self.settings.region.clone())
+        self.config.get().and_then(|c| c.region().map(|r| r.to_string())).or_else(|| self.settings.region.clone())
     }
 
     async fn config(&self) -> Result<&SdkConfig, WitError> {
@@ -101,8 +98,13 @@ const THROTTLING_CODES: &[&str] = &[
 ];
 
 /// Codes that mean "the input is wrong": retrying the same call cannot help.
-const INVALID_INPUT_CODES: &[&str] =
-    &["ValidationException", "ValidationError", "InvalidParameterException", "InvalidParameterValue", "MalformedPolicyDocument"];
+const INVALID_INPUT_CODES: &[&str] = &[
+    "ValidationException",
+    "ValidationError",
+    "InvalidParameterException",
+    "InvalidParameterValue",
+    "MalformedPolicyDocument",
+];
 
 /// The one mapping of AWS SDK errors to the WIT error every capability returns.
 pub fn map_sdk_error<E: ServiceErrorInfo>(action: &str, err: SdkError<E>) -> WitError {
@@ -124,7 +126,10 @@ pub fn map_sdk_error<E: ServiceErrorInfo>(action: &str, err: SdkError<E>) -> Wit
         SdkError::ResponseError(_) => WitError {
             kind: ErrorKind::Retryable,
             code: "ResponseError".into(),
-            message: format!("{action} got an unreadable response: {}", aws_smithy_types::error::display::DisplayErrorContext(&err)),
+            message: format!(
+                "{action} got an unreadable response: {}",
+                aws_smithy_types::error::display::DisplayErrorContext(&err)
+            ),
             http_status: status,
         },
         _ => WitError::new(
@@ -158,7 +163,11 @@ mod tests {
         assert_eq!(classify("ThrottlingException", "", Some(400)), ErrorKind::Retryable);
         assert_eq!(classify("InternalFailure", "", Some(500)), ErrorKind::Retryable);
         assert_eq!(
-            classify("InvalidParameterException", "ECS was unable to assume the role 'arn:aws:iam::1:role/x'", Some(400)),
+            classify(
+                "InvalidParameterException",
+                "ECS was unable to assume the role 'arn:aws:iam::1:role/x'",
+                Some(400)
+            ),
             ErrorKind::Retryable
         );
         assert_eq!(classify("InvalidParameterException", "bad cpu", Some(400)), ErrorKind::InvalidInput);

@@ -32,14 +32,8 @@ impl Host for SandboxState {
     async fn describe_cluster(&mut self, name: String) -> Result<Option<Cluster>, WitError> {
         let caps = self.caps()?;
         caps.authorize("ecs:DescribeClusters", &name)?;
-        let send = caps
-            .aws()
-            .ecs()
-            .await?
-            .describe_clusters()
-            .clusters(&name)
-            .include(ecs::ClusterField::Settings)
-            .send();
+        let send =
+            caps.aws().ecs().await?.describe_clusters().clusters(&name).include(ecs::ClusterField::Settings).send();
         let out = caps.call("ecs:DescribeClusters", &name, send).await?;
         Ok(out.clusters().iter().find(|c| c.status() == Some("ACTIVE")).map(to_wit))
     }

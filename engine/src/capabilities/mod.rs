@@ -59,7 +59,13 @@ impl Capabilities {
     }
 
     /// Writes a created resource to the run's ledger (durable before the plugin sees the result).
-    pub fn record_created(&self, kind: &str, id: &str, name: Option<&str>, attributes: BTreeMap<String, String>) -> Result<(), WitError> {
+    pub fn record_created(
+        &self,
+        kind: &str,
+        id: &str,
+        name: Option<&str>,
+        attributes: BTreeMap<String, String>,
+    ) -> Result<(), WitError> {
         let resource = Resource {
             kind: kind.to_string(),
             id: id.to_string(),
@@ -71,10 +77,13 @@ impl Capabilities {
             attributes,
         };
         let journal = self.events.journal();
-        journal
-            .record_resource(&resource)
-            .and_then(|_| journal.flush())
-            .map_err(|e| WitError::new(ErrorKind::Retryable, "StateWriteFailed", format!("could not record {kind} {id} in the run ledger: {e}")))
+        journal.record_resource(&resource).and_then(|_| journal.flush()).map_err(|e| {
+            WitError::new(
+                ErrorKind::Retryable,
+                "StateWriteFailed",
+                format!("could not record {kind} {id} in the run ledger: {e}"),
+            )
+        })
     }
 
     /// Tags every resource the host creates carries: which run and step made it.

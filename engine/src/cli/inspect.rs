@@ -10,15 +10,17 @@ pub fn status(cli: &Cli, run_id: Option<&str>) -> Result<ExitCode, Failure> {
     let backend = SledBackend::new(&cli.state_dir).map_err(journal_failure)?;
     let snapshot = match run_id {
         Some(id) => backend.read_run(id).map_err(journal_failure)?,
-        None => backend
-            .list_runs()
-            .map_err(journal_failure)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| Failure::new(ExitCode::State, format!("no runs in {}; start one with `wharf run FILE`", cli.state_dir.display())))?,
+        None => backend.list_runs().map_err(journal_failure)?.into_iter().next().ok_or_else(|| {
+            Failure::new(
+                ExitCode::State,
+                format!("no runs in {}; start one with `wharf run FILE`", cli.state_dir.display()),
+            )
+        })?,
     };
     if cli.output == Output::Json {
-        println!("{}", serde_json::to_string_pretty(&snapshot).expect("snapshots serialize"));
+        let mut json = serde_json::to_value(&snapshot).expect("snapshots serialize");
+        json["effective_status"] = serde_json::to_value(snapshot.effective_status()).expect("statuses serialize");
+        println!("{}", serde_json::to_string_pretty(&json).expect("JSON values serialize"));
         return Ok(ExitCode::Success);
     }
     print_status(&snapshot);
@@ -31,7 +33,11 @@ fn print_status(s: &RunSnapshot) {
         println!("driven by pid {} on {} ({})", owner.pid, owner.hostname, owner.command);
     }
     for step in &s.steps {
-        let took = step.last.finished_at_ms.map(|f| format!("{} ms", f.saturating_sub(step.last.started_at_ms))).unwrap_or_default();
+        let took = step
+            .last
+            .finished_at_ms
+            .map(|f| format!("{} ms", f.saturating_sub(step.last.started_at_ms)))
+            .unwrap_or_default();
         let status = format!("{:?}", step.last.status).to_lowercase();
         println!("  {:<20} {:<10} attempts {:<3} {}", step.step_id, status, step.attempts, took);
         if let Some(e) = &step.last.error {

@@ -12,7 +12,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "wharf", version, about = "Runs deployment workflows whose steps are sandboxed WebAssembly components.")]
+#[command(
+    name = "wharf",
+    version,
+    about = "Runs deployment workflows whose steps are sandboxed WebAssembly components."
+)]
 pub struct Cli {
     /// Where runs are journaled (one sled database per run) and compiled plugins are cached.
     #[arg(long, global = true, env = "WHARF_STATE_DIR", default_value = ".wharf")]

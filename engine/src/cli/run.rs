@@ -2,8 +2,8 @@
 
 use super::progress::Progress;
 use super::{Cli, ExitCode, Failure, Output};
-use crate::host::cache::ComponentCache;
 use crate::host::Host;
+use crate::host::cache::ComponentCache;
 use crate::journal::{JournalError, RunStatus, SledBackend};
 use crate::scheduler::{ResumeOptions, RunError, RunOutcome, Scheduler};
 use crate::workflow::{Workflow, WorkflowError};

@@ -4,9 +4,9 @@ use super::bindings::{PluginInfo, StepPre};
 use super::cache::{ComponentCache, digest};
 use super::sandbox::{self, AttemptLimits, SandboxState};
 use crate::grants::GrantSet;
+use wasmtime::Engine;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker};
-use wasmtime::Engine;
 
 /// The WIT package every plugin imports its capabilities from.
 pub const WIT_PACKAGE: &str = "wharf:plugin";
@@ -64,7 +64,12 @@ impl Plugin {
             name: name.to_string(),
             digest,
             size: bytes.len(),
-            info: PluginInfo { name: String::new(), version: String::new(), description: String::new(), grants: vec![] },
+            info: PluginInfo {
+                name: String::new(),
+                version: String::new(),
+                description: String::new(),
+                grants: vec![],
+            },
             capability_imports,
             pre,
         };
@@ -140,7 +145,9 @@ fn capability_imports(engine: &Engine, component: &Component) -> Vec<String> {
         .component_type()
         .imports(engine)
         .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)))
-        .filter_map(|(name, _)| name.strip_prefix(&prefix).map(|rest| rest.split('@').next().unwrap_or(rest).to_string()))
+        .filter_map(|(name, _)| {
+            name.strip_prefix(&prefix).map(|rest| rest.split('@').next().unwrap_or(rest).to_string())
+        })
         .collect();
     names.sort();
     names

@@ -38,14 +38,18 @@ impl Host {
     pub async fn plugin(&self, plugin: &PluginRef) -> Result<Arc<Plugin>, PluginError> {
         match plugin {
             PluginRef::Builtin(name) => {
-                let bytes = crate::builtin::bytes(name)
-                    .ok_or_else(|| PluginError::Invalid { name: name.clone(), detail: "no such built-in plugin".into() })?;
+                let bytes = crate::builtin::bytes(name).ok_or_else(|| PluginError::Invalid {
+                    name: name.clone(),
+                    detail: "no such built-in plugin".into(),
+                })?;
                 self.load(name, bytes).await
             }
             PluginRef::Path(path) => {
                 let name = path.display().to_string();
-                let bytes = std::fs::read(path)
-                    .map_err(|e| PluginError::Invalid { name: name.clone(), detail: format!("cannot read {name}: {e}") })?;
+                let bytes = std::fs::read(path).map_err(|e| PluginError::Invalid {
+                    name: name.clone(),
+                    detail: format!("cannot read {name}: {e}"),
+                })?;
                 self.load(&name, &bytes).await
             }
         }

@@ -162,7 +162,7 @@ enum Failure {
 /// The trap code when there is one (`{e}` alone shows only backtrace context, per field notes).
 fn trap_message(e: &wasmtime::Error) -> String {
     match e.downcast_ref::<Trap>() {
-        Some(trap) => format!("wasm trap: {trap}"),
+        Some(trap) => trap.to_string(),
         None => format!("{e:#}"),
     }
 }

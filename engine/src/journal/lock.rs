@@ -47,7 +47,12 @@ impl RunLock {
                 Err(e) => return Err(io(e)),
             }
         }
-        let owner = LockOwner { pid: std::process::id(), hostname: hostname(), command: command_line(), acquired_at_ms: now_ms() };
+        let owner = LockOwner {
+            pid: std::process::id(),
+            hostname: hostname(),
+            command: command_line(),
+            acquired_at_ms: now_ms(),
+        };
         let json = serde_json::to_vec(&owner)?;
         (|| {
             file.set_len(0)?;

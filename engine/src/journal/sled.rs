@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ::sled::{Db, Tree};
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use super::lock::RunLock;
 use super::{
@@ -86,7 +86,9 @@ impl StateBackend for SledBackend {
         // create_dir (not _all) is the atomic "claim this id" step between concurrent creators.
         match fs::create_dir(&dir) {
             Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => return Err(JournalError::AlreadyExists { run_id: run.id }),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                return Err(JournalError::AlreadyExists { run_id: run.id });
+            }
             Err(source) => return Err(JournalError::Io { path: dir, source }),
         }
         let result = (|| {
@@ -291,18 +293,37 @@ fn open_db(db_path: &Path, run_dir: &Path, run_id: &str, create: Option<RunRecor
             match meta.get("format").map_err(err)? {
                 Some(v) if v.as_ref() == FORMAT_VERSION => {}
                 Some(v) => {
-                    let detail = format!("unsupported journal format {:?} (this wharf reads {:?})", String::from_utf8_lossy(&v), "1");
-                    return Err(JournalError::Corrupt { path: db_path.to_path_buf(), detail, hint: "use the wharf version that created this run".into() });
+                    let detail = format!(
+                        "unsupported journal format {:?} (this wharf reads {:?})",
+                        String::from_utf8_lossy(&v),
+                        "1"
+                    );
+                    return Err(JournalError::Corrupt {
+                        path: db_path.to_path_buf(),
+                        detail,
+                        hint: "use the wharf version that created this run".into(),
+                    });
                 }
-                None => return Err(corrupt(db_path, run_dir, run_id, "it has no format marker (data lost or truncated)".into())),
+                None => {
+                    return Err(corrupt(
+                        db_path,
+                        run_dir,
+                        run_id,
+                        "it has no format marker (data lost or truncated)".into(),
+                    ));
+                }
             }
             let bytes = meta.get("run").map_err(err)?;
-            let bytes = bytes.ok_or_else(|| corrupt(db_path, run_dir, run_id, "it has no run record (data lost or truncated)".into()))?;
+            let bytes = bytes.ok_or_else(|| {
+                corrupt(db_path, run_dir, run_id, "it has no run record (data lost or truncated)".into())
+            })?;
             decode::<RunRecord>(db_path, run_dir, run_id, "meta", &bytes)?
         }
     };
     let next_seq = match events.last().map_err(err)? {
-        Some((k, _)) => seq_of(&k).ok_or_else(|| corrupt(db_path, run_dir, run_id, "an event key is malformed".into()))? + 1,
+        Some((k, _)) => {
+            seq_of(&k).ok_or_else(|| corrupt(db_path, run_dir, run_id, "an event key is malformed".into()))? + 1
+        }
         None => 1,
     };
     let mut next_order = 0;
@@ -355,8 +376,15 @@ fn sled_error(db_path: &Path, run_dir: &Path, run_id: &str, e: ::sled::Error) ->
     }
 }
 
-fn decode<T: DeserializeOwned>(db_path: &Path, run_dir: &Path, run_id: &str, tree: &str, bytes: &[u8]) -> Result<T, JournalError> {
-    serde_json::from_slice(bytes).map_err(|e| corrupt(db_path, run_dir, run_id, format!("a record in tree `{tree}` cannot be decoded: {e}")))
+fn decode<T: DeserializeOwned>(
+    db_path: &Path,
+    run_dir: &Path,
+    run_id: &str,
+    tree: &str,
+    bytes: &[u8],
+) -> Result<T, JournalError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| corrupt(db_path, run_dir, run_id, format!("a record in tree `{tree}` cannot be decoded: {e}")))
 }
 
 impl RunJournal for SledJournal {
@@ -377,7 +405,9 @@ impl RunJournal for SledJournal {
 
     fn put_attempt(&self, a: &AttemptRecord) -> Result<(), JournalError> {
         let _st = self.state();
-        self.attempts.insert(attempt_key(&a.step_id, a.attempt), serde_json::to_vec(a)?).map_err(|e| self.sled_err(e))?;
+        self.attempts
+            .insert(attempt_key(&a.step_id, a.attempt), serde_json::to_vec(a)?)
+            .map_err(|e| self.sled_err(e))?;
         Ok(())
     }
 

@@ -99,7 +99,8 @@ fn round_trip_every_record_type() {
     })
     .unwrap();
     j.flush().unwrap();
-    let (run, attempts, events, resources) = (j.run(), j.attempts().unwrap(), j.events(None, None).unwrap(), j.resources().unwrap());
+    let (run, attempts, events, resources) =
+        (j.run(), j.attempts().unwrap(), j.events(None, None).unwrap(), j.resources().unwrap());
     assert_eq!(run.id, "r1");
     assert_eq!(run.status, RunStatus::Failed);
     drop(j);
@@ -194,7 +195,9 @@ fn second_open_is_locked_with_owner_and_released_after_drop() {
     let j = b.create_run(sample_run("r1")).unwrap();
     // flock belongs to the open file description: a second handle in the same process is refused too.
     let err = b.open_run("r1").err().expect("second open must fail");
-    let JournalError::Locked { run_id, owner: Some(owner) } = &err else { panic!("expected Locked with owner, got {err:?}") };
+    let JournalError::Locked { run_id, owner: Some(owner) } = &err else {
+        panic!("expected Locked with owner, got {err:?}")
+    };
     assert_eq!(run_id, "r1");
     assert_eq!(owner.pid, std::process::id());
     assert!(!owner.hostname.is_empty() && !owner.command.is_empty() && owner.acquired_at_ms > 0);
@@ -416,7 +419,10 @@ fn damaged_db_file_variants_never_panic() {
     type Damage = Box<dyn Fn(&mut Vec<u8>)>;
     let mut variants: Vec<(String, Damage)> = Vec::new();
     for frac in [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99] {
-        variants.push((format!("truncate at {frac}"), Box::new(move |b: &mut Vec<u8>| b.truncate((b.len() as f64 * frac) as usize))));
+        variants.push((
+            format!("truncate at {frac}"),
+            Box::new(move |b: &mut Vec<u8>| b.truncate((b.len() as f64 * frac) as usize)),
+        ));
         variants.push((
             format!("garbage at {frac}"),
             Box::new(move |b: &mut Vec<u8>| {

@@ -42,8 +42,10 @@ mod tests {
 
     #[test]
     fn reports_added_removed_and_changed() {
-        let rec: BTreeMap<_, _> = [("a", "1"), ("b", "2"), ("c", "3")].map(|(k, v)| (k.to_string(), v.to_string())).into();
-        let cur: BTreeMap<_, _> = [("a", "1"), ("b", "9"), ("d", "4")].map(|(k, v)| (k.to_string(), v.to_string())).into();
+        let rec: BTreeMap<_, _> =
+            [("a", "1"), ("b", "2"), ("c", "3")].map(|(k, v)| (k.to_string(), v.to_string())).into();
+        let cur: BTreeMap<_, _> =
+            [("a", "1"), ("b", "9"), ("d", "4")].map(|(k, v)| (k.to_string(), v.to_string())).into();
         let d = diff(&rec, &cur);
         assert_eq!(
             d,

@@ -14,7 +14,9 @@ pub use step::idempotency_key;
 use crate::capabilities::aws::{Aws, AwsSettings};
 use crate::events::{EventSink, Observer};
 use crate::host::{Host, Plugin, PluginError};
-use crate::journal::{AttemptStatus, EventKind, JournalError, RunJournal, RunRecord, RunStatus, StateBackend, StepError};
+use crate::journal::{
+    AttemptStatus, EventKind, JournalError, RunJournal, RunRecord, RunStatus, StateBackend, StepError,
+};
 use crate::workflow::template::{TemplateContext, render_str};
 use crate::workflow::{Workflow, WorkflowError};
 use serde_json::Value;
@@ -105,7 +107,11 @@ impl Scheduler {
         };
         let journal = self.backend.create_run(record)?;
         let events = EventSink::new(journal.clone(), self.observer.clone());
-        events.emit(None, EventKind::RunStarted, format!("workflow {} from {}", workflow.name, workflow.path.display()))?;
+        events.emit(
+            None,
+            EventKind::RunStarted,
+            format!("workflow {} from {}", workflow.name, workflow.path.display()),
+        )?;
         journal.flush()?;
         self.drive(journal, events, Arc::new(workflow), params, plugins, BTreeSet::new()).await
     }
@@ -130,10 +136,16 @@ impl Scheduler {
         let mut rerun = BTreeSet::new();
         if !changes.is_empty() {
             if !options.accept_changes {
-                return Err(RunError::ChangedSinceStart { run_id: run_id.into(), path: run.workflow_path.clone(), changes });
+                return Err(RunError::ChangedSinceStart {
+                    run_id: run_id.into(),
+                    path: run.workflow_path.clone(),
+                    changes,
+                });
             }
-            let changed: Vec<&str> =
-                changes.iter().filter_map(|c| if let StepChange::Changed(id) = c { Some(id.as_str()) } else { None }).collect();
+            let changed: Vec<&str> = changes
+                .iter()
+                .filter_map(|c| if let StepChange::Changed(id) = c { Some(id.as_str()) } else { None })
+                .collect();
             rerun = dependents_closure(&workflow, &changed);
         }
         let source = workflow.source.clone();
@@ -146,7 +158,11 @@ impl Scheduler {
             r.updated_at_ms = crate::now_ms();
         })?;
         let events = EventSink::new(journal.clone(), self.observer.clone());
-        let note = if changes.is_empty() { String::new() } else { format!(" with accepted changes: {}", changes.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("; ")) };
+        let note = if changes.is_empty() {
+            String::new()
+        } else {
+            format!(" with accepted changes: {}", changes.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("; "))
+        };
         events.emit(None, EventKind::RunResumed, format!("resumed by pid {}{note}", std::process::id()))?;
         journal.flush()?;
         self.drive(journal, events, Arc::new(workflow), run.params.clone(), plugins, rerun).await
@@ -172,7 +188,15 @@ impl Scheduler {
         let run_id = journal.run().id;
         let aws = Arc::new(Aws::new(aws_settings(&workflow, &params, &run_id, self.aws_max_attempts)?));
         let (mut outputs, prior) = recorded_progress(journal.as_ref(), &rerun)?;
-        let ctx = Arc::new(RunContext { run_id: run_id.clone(), workflow: workflow.clone(), params, plugins, journal: journal.clone(), events: events.clone(), aws });
+        let ctx = Arc::new(RunContext {
+            run_id: run_id.clone(),
+            workflow: workflow.clone(),
+            params,
+            plugins,
+            journal: journal.clone(),
+            events: events.clone(),
+            aws,
+        });
 
         let mut pending: Vec<String> =
             workflow.topo_order().into_iter().filter(|id| !outputs.contains_key(*id)).map(str::to_string).collect();
@@ -183,7 +207,10 @@ impl Scheduler {
         loop {
             block_dependents_of_failures(&workflow, &mut pending, &failed, &mut blocked, &events);
             while running.len() < workflow.concurrency {
-                let Some(pos) = pending.iter().position(|id| workflow.step(id).unwrap().needs.iter().all(|n| outputs.contains_key(n))) else {
+                let Some(pos) = pending
+                    .iter()
+                    .position(|id| workflow.step(id).unwrap().needs.iter().all(|n| outputs.contains_key(n)))
+                else {
                     break;
                 };
                 let id = pending.remove(pos);
@@ -205,7 +232,11 @@ impl Scheduler {
             }
         }
 
-        let status = if failed.is_empty() && blocked.is_empty() && pending.is_empty() { RunStatus::Succeeded } else { RunStatus::Failed };
+        let status = if failed.is_empty() && blocked.is_empty() && pending.is_empty() {
+            RunStatus::Succeeded
+        } else {
+            RunStatus::Failed
+        };
         let summary = summarize(&failed, &blocked);
         journal.update_run(&mut |r: &mut RunRecord| {
             r.status = status;
@@ -228,9 +259,11 @@ fn block_dependents_of_failures(
     events: &EventSink,
 ) {
     loop {
-        let dead: BTreeSet<&str> = failed.iter().map(|(id, _)| id.as_str()).chain(blocked.iter().map(String::as_str)).collect();
-        let newly: Vec<String> =
-            pending.extract_if(.., |id| workflow.step(id).unwrap().needs.iter().any(|n| dead.contains(n.as_str()))).collect();
+        let dead: BTreeSet<&str> =
+            failed.iter().map(|(id, _)| id.as_str()).chain(blocked.iter().map(String::as_str)).collect();
+        let newly: Vec<String> = pending
+            .extract_if(.., |id| workflow.step(id).unwrap().needs.iter().any(|n| dead.contains(n.as_str())))
+            .collect();
         if newly.is_empty() {
             return;
         }
@@ -291,11 +324,18 @@ fn dependents_closure(workflow: &Workflow, changed: &[&str]) -> BTreeSet<String>
     set
 }
 
-fn aws_settings(workflow: &Workflow, params: &BTreeMap<String, Value>, run_id: &str, max_attempts: u32) -> Result<AwsSettings, RunError> {
+fn aws_settings(
+    workflow: &Workflow,
+    params: &BTreeMap<String, Value>,
+    run_id: &str,
+    max_attempts: u32,
+) -> Result<AwsSettings, RunError> {
     let env = |name: &str| std::env::var(name).ok();
     let steps = BTreeMap::new();
     let ctx = TemplateContext { params, steps: &steps, run_id, env: &env, with: None };
-    let render = |v: &Option<String>| v.as_ref().map(|s| render_str(s, &ctx)).transpose().map_err(|e| RunError::AwsSettings(e.to_string()));
+    let render = |v: &Option<String>| {
+        v.as_ref().map(|s| render_str(s, &ctx)).transpose().map_err(|e| RunError::AwsSettings(e.to_string()))
+    };
     Ok(AwsSettings { region: render(&workflow.aws.region)?, profile: render(&workflow.aws.profile)?, max_attempts })
 }
 
@@ -303,11 +343,13 @@ fn summarize(failed: &[(String, StepError)], blocked: &[String]) -> Option<Strin
     if failed.is_empty() && blocked.is_empty() {
         return None;
     }
-    let mut parts: Vec<String> = failed.iter().map(|(id, e)| format!("step `{id}` failed: {}", e.message)).collect();
+    // Details live with each step (`wharf status`); the run keeps the short version.
+    let ids: Vec<&str> = failed.iter().map(|(id, _)| id.as_str()).collect();
+    let mut summary = format!("failed: {}", ids.join(", "));
     if !blocked.is_empty() {
-        parts.push(format!("not run: {}", blocked.join(", ")));
+        summary.push_str(&format!("; not run: {}", blocked.join(", ")));
     }
-    Some(parts.join("; "))
+    Some(summary)
 }
 
 fn absolute(path: &std::path::Path) -> String {

@@ -61,7 +61,11 @@ async fn run_step_inner(
     let step = ctx.workflow.step(step_id).expect("scheduled steps exist");
     let plugin = ctx.plugins[step_id].clone();
     let (inputs, grants) = render(ctx, step, &plugin.info.grants, outputs)?;
-    plugin.check_imports(step_id, &grants).map_err(|e| StepError { kind: "denied".into(), code: "CapabilityNotGranted".into(), message: e.to_string() })?;
+    plugin.check_imports(step_id, &grants).map_err(|e| StepError {
+        kind: "denied".into(),
+        code: "CapabilityNotGranted".into(),
+        message: e.to_string(),
+    })?;
 
     let input_json = serde_json::to_string(&inputs).expect("JSON values serialize");
     let input_hash = hex::encode(Sha256::digest(input_json.as_bytes()));
@@ -84,7 +88,11 @@ async fn run_step_inner(
         // Durable before any side effect: after a crash, this attempt is known to be in doubt.
         ctx.journal.put_attempt(&record).map_err(state_error)?;
         let note = if in_doubt { " (in doubt: an earlier attempt was interrupted)" } else { "" };
-        let _ = ctx.events.emit(Some(step_id), EventKind::StepStarted, format!("attempt {attempt} of {}{note}", plugin.name));
+        let _ = ctx.events.emit(
+            Some(step_id),
+            EventKind::StepStarted,
+            format!("attempt {attempt} of {} {}{note}", plugin.info.name, plugin.info.version),
+        );
         ctx.journal.flush().map_err(state_error)?;
 
         let caps = Capabilities::new(&ctx.run_id, step_id, grants.clone(), ctx.events.clone(), ctx.aws.clone());
@@ -105,7 +113,11 @@ async fn run_step_inner(
                     record.status = AttemptStatus::Succeeded;
                     record.outputs = Some(outputs.clone());
                     ctx.journal.put_attempt(&record).map_err(state_error)?;
-                    let _ = ctx.events.emit(Some(step_id), EventKind::StepSucceeded, format!("attempt {attempt} succeeded"));
+                    let _ = ctx.events.emit(
+                        Some(step_id),
+                        EventKind::StepSucceeded,
+                        format!("attempt {attempt} succeeded"),
+                    );
                     ctx.journal.flush().map_err(state_error)?;
                     return Ok(StepOutcome::Succeeded(outputs));
                 }
@@ -120,7 +132,11 @@ async fn run_step_inner(
         record.status = AttemptStatus::Failed;
         record.error = Some(error.clone());
         ctx.journal.put_attempt(&record).map_err(state_error)?;
-        let _ = ctx.events.emit(Some(step_id), EventKind::StepFailed, format!("attempt {attempt}: {}: {}", error.code, error.message));
+        let _ = ctx.events.emit(
+            Some(step_id),
+            EventKind::StepFailed,
+            format!("attempt {attempt}: {}: {}", error.code, error.message),
+        );
         ctx.journal.flush().map_err(state_error)?;
 
         if !retryable || try_no == step.retry.max_attempts {
@@ -136,7 +152,12 @@ async fn run_step_inner(
 
 /// Renders the step's inputs and grants (kept out of the async code: the template context is
 /// not `Send`).
-fn render(ctx: &RunContext, step: &Step, declared: &[String], outputs: &BTreeMap<String, Value>) -> Result<(Value, GrantSet), StepError> {
+fn render(
+    ctx: &RunContext,
+    step: &Step,
+    declared: &[String],
+    outputs: &BTreeMap<String, Value>,
+) -> Result<(Value, GrantSet), StepError> {
     let env = |name: &str| std::env::var(name).ok();
     let templates = TemplateContext { params: &ctx.params, steps: outputs, run_id: &ctx.run_id, env: &env, with: None };
     let inputs = render_value(&step.with, &templates).map_err(|e| invalid("TemplateError", e.to_string()))?;
@@ -145,7 +166,12 @@ fn render(ctx: &RunContext, step: &Step, declared: &[String], outputs: &BTreeMap
 }
 
 /// The step's grants: what the workflow lists, plus what a built-in plugin declares it needs.
-fn step_grants(step: &Step, declared: &[String], templates: &TemplateContext, inputs: &Value) -> Result<GrantSet, StepError> {
+fn step_grants(
+    step: &Step,
+    declared: &[String],
+    templates: &TemplateContext,
+    inputs: &Value,
+) -> Result<GrantSet, StepError> {
     let mut lines = Vec::new();
     for line in &step.grants {
         lines.push(render_str(line, templates).map_err(|e| invalid("TemplateError", format!("grant `{line}`: {e}")))?);
@@ -153,7 +179,10 @@ fn step_grants(step: &Step, declared: &[String], templates: &TemplateContext, in
     if matches!(step.plugin, PluginRef::Builtin(_)) {
         let with_inputs = TemplateContext { with: Some(inputs), ..*templates };
         for line in declared {
-            lines.push(render_str(line, &with_inputs).map_err(|e| invalid("TemplateError", format!("declared grant `{line}`: {e}")))?);
+            lines.push(
+                render_str(line, &with_inputs)
+                    .map_err(|e| invalid("TemplateError", format!("declared grant `{line}`: {e}")))?,
+            );
         }
     }
     let grants = lines
@@ -190,5 +219,9 @@ fn permanent(code: &str, message: String) -> StepError {
 }
 
 fn state_error(e: crate::journal::JournalError) -> StepError {
-    StepError { kind: "state".into(), code: "StateWriteFailed".into(), message: format!("the run journal could not be written: {e}") }
+    StepError {
+        kind: "state".into(),
+        code: "StateWriteFailed".into(),
+        message: format!("the run journal could not be written: {e}"),
+    }
 }

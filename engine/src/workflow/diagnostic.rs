@@ -58,7 +58,8 @@ impl fmt::Display for Diagnostic {
         writeln!(f, "{pad} |")?;
         writeln!(f, "{} | {}", self.line, self.snippet)?;
         // Copy tabs from the snippet so the carets line up in a terminal.
-        let lead: String = self.snippet.chars().take(self.col - 1).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+        let lead: String =
+            self.snippet.chars().take(self.col - 1).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
         write!(f, "{pad} | {lead}{}", "^".repeat(self.width))?;
         if let Some(hint) = &self.hint {
             write!(f, "\n{pad} = hint: {hint}")?;
@@ -150,7 +151,13 @@ mod tests {
     fn renders_rustc_style_with_caret_under_the_token() {
         let src = "name = \"x\"\n\n[[steps]]\nneed = [\"a\"]\n";
         let start = src.find("need").unwrap();
-        let d = Diagnostic::at(Path::new("w.toml"), src, start..start + 4, "unknown key `need`", Some("did you mean `needs`?".into()));
+        let d = Diagnostic::at(
+            Path::new("w.toml"),
+            src,
+            start..start + 4,
+            "unknown key `need`",
+            Some("did you mean `needs`?".into()),
+        );
         assert_eq!((d.line, d.col, d.width), (4, 1, 4));
         assert_eq!(
             d.to_string(),

@@ -9,14 +9,17 @@ fn plugin_label(p: &PluginRef) -> String {
     match p {
         PluginRef::Builtin(name) => name.clone(),
         // The file name is enough to recognise a component; full paths make unreadable nodes.
-        PluginRef::Path(path) => path.file_name().map_or_else(|| path.display().to_string(), |f| f.to_string_lossy().into_owned()),
+        PluginRef::Path(path) => {
+            path.file_name().map_or_else(|| path.display().to_string(), |f| f.to_string_lossy().into_owned())
+        }
     }
 }
 
 /// Mermaid node ids are positional (`s0`, `s1`, ...): step ids may contain `-`, which Mermaid
 /// can read as part of an arrow, and any escaping of it could collide with another id.
 pub fn mermaid(wf: &Workflow) -> String {
-    let node: HashMap<&str, String> = wf.steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), format!("s{i}"))).collect();
+    let node: HashMap<&str, String> =
+        wf.steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), format!("s{i}"))).collect();
     let mut out = String::from("flowchart TD\n");
     for s in &wf.steps {
         let label = format!("{} ({})", s.id, plugin_label(&s.plugin)).replace('"', "#quot;");

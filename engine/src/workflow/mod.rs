@@ -126,7 +126,8 @@ impl Workflow {
     /// Reads and validates a workflow file. `builtins` are the builtin plugin names (also used for
     /// "did you mean" hints).
     pub fn load(path: &Path, builtins: &[&str]) -> Result<Workflow, WorkflowError> {
-        let source = std::fs::read_to_string(path).map_err(|source| WorkflowError::Io { path: path.to_path_buf(), source })?;
+        let source =
+            std::fs::read_to_string(path).map_err(|source| WorkflowError::Io { path: path.to_path_buf(), source })?;
         Workflow::parse(path, &source, builtins)
     }
 

@@ -101,7 +101,11 @@ pub(crate) fn read(rep: &mut Reporter, doc: &DeTable) -> RawWorkflow {
     check_keys(rep, doc, TOP_KEYS, "at the top level", &[]);
     let name = string(rep, doc, "name", None);
     if name.is_none() && entry(doc, "name").is_none() {
-        rep.error(0..0, "missing required key `name`", Some("add `name = \"my-workflow\"` before the first [table]".into()));
+        rep.error(
+            0..0,
+            "missing required key `name`",
+            Some("add `name = \"my-workflow\"` before the first [table]".into()),
+        );
     }
     let description = string(rep, doc, "description", None).map(|s| s.v);
     let params = table(rep, doc, "params", "declare each param as [params.NAME]")
@@ -129,7 +133,9 @@ pub(crate) fn read(rep: &mut Reporter, doc: &DeTable) -> RawWorkflow {
                 for (n, item) in items.iter().enumerate() {
                     match item.get_ref() {
                         DeValue::Table(t) => steps.push(read_step(rep, n + 1, item.span(), t)),
-                        other => rep.error(item.span(), format!("each step must be a table, not {}", describe(other)), None),
+                        other => {
+                            rep.error(item.span(), format!("each step must be a table, not {}", describe(other)), None)
+                        }
                     }
                 }
             }
@@ -143,7 +149,17 @@ pub(crate) fn read(rep: &mut Reporter, doc: &DeTable) -> RawWorkflow {
             }
         }
     }
-    RawWorkflow { name, description, params, aws_region, aws_profile, concurrency, steps_key: steps_entry.map(|(k, _)| k.span()), steps_malformed, steps }
+    RawWorkflow {
+        name,
+        description,
+        params,
+        aws_region,
+        aws_profile,
+        concurrency,
+        steps_key: steps_entry.map(|(k, _)| k.span()),
+        steps_malformed,
+        steps,
+    }
 }
 
 fn read_param(rep: &mut Reporter, key: &Spanned<DeString>, v: &Spanned<DeValue>) -> Option<RawParam> {
@@ -191,17 +207,29 @@ fn read_step(rep: &mut Reporter, n: usize, header: Span, t: &DeTable) -> RawStep
     let needs = string_list(rep, t, "needs", "a list of step ids");
     let timeout = string(rep, t, "timeout", Some("write a duration string such as `timeout = \"5m\"`"));
     let memory = string(rep, t, "memory", Some("write a size string such as `memory = \"256MiB\"`"));
-    let retry = table(rep, t, "retry", "write `retry = { max_attempts = 3, initial_backoff = \"1s\", max_backoff = \"30s\" }`").map(|r| {
-        check_keys(rep, r, RETRY_KEYS, &format!("in `retry` of {label}"), &[("attempts", "max_attempts")]);
-        RawRetry {
-            max_attempts: typed(rep, r, "max_attempts", "an integer", None, |v| v.as_integer().and_then(int)),
-            initial_backoff: string(rep, r, "initial_backoff", Some("write a duration string such as `\"1s\"`")),
-            max_backoff: string(rep, r, "max_backoff", Some("write a duration string such as `\"30s\"`")),
-        }
-    });
+    let retry =
+        table(rep, t, "retry", "write `retry = { max_attempts = 3, initial_backoff = \"1s\", max_backoff = \"30s\" }`")
+            .map(|r| {
+                check_keys(rep, r, RETRY_KEYS, &format!("in `retry` of {label}"), &[("attempts", "max_attempts")]);
+                RawRetry {
+                    max_attempts: typed(rep, r, "max_attempts", "an integer", None, |v| v.as_integer().and_then(int)),
+                    initial_backoff: string(
+                        rep,
+                        r,
+                        "initial_backoff",
+                        Some("write a duration string such as `\"1s\"`"),
+                    ),
+                    max_backoff: string(rep, r, "max_backoff", Some("write a duration string such as `\"30s\"`")),
+                }
+            });
     let grants = string_list(rep, t, "grants", "a list of grant lines");
     let mut with_strings = Vec::new();
-    let with = match table(rep, t, "with", "write the inputs as a [steps.with] table below the step, or `with = { key = \"value\" }`") {
+    let with = match table(
+        rep,
+        t,
+        "with",
+        "write the inputs as a [steps.with] table below the step, or `with = { key = \"value\" }`",
+    ) {
         Some(_) => to_json(rep, entry(t, "with").expect("just read").1, &mut with_strings),
         None => Value::Object(Default::default()),
     };
@@ -223,7 +251,14 @@ fn check_keys(rep: &mut Reporter, t: &DeTable, allowed: &[&str], place: &str, al
 }
 
 /// `t[key]` converted by `get`, reporting "`key` must be WANT, not X" when it has the wrong type.
-fn typed<T>(rep: &mut Reporter, t: &DeTable, key: &str, want: &str, hint: Option<&str>, get: impl Fn(&DeValue) -> Option<T>) -> Option<Sp<T>> {
+fn typed<T>(
+    rep: &mut Reporter,
+    t: &DeTable,
+    key: &str,
+    want: &str,
+    hint: Option<&str>,
+    get: impl Fn(&DeValue) -> Option<T>,
+) -> Option<Sp<T>> {
     let (_, v) = entry(t, key)?;
     match get(v.get_ref()) {
         Some(x) => Some(Sp { v: x, span: v.span() }),
@@ -257,7 +292,11 @@ fn string_list(rep: &mut Reporter, t: &DeTable, key: &str, want: &str) -> Vec<Sp
             .filter_map(|item| match item.get_ref().as_str() {
                 Some(s) => Some(Sp { v: s.to_string(), span: item.span() }),
                 None => {
-                    rep.error(item.span(), format!("entries of `{key}` must be strings, not {}", describe(item.get_ref())), None);
+                    rep.error(
+                        item.span(),
+                        format!("entries of `{key}` must be strings, not {}", describe(item.get_ref())),
+                        None,
+                    );
                     None
                 }
             })
@@ -296,13 +335,19 @@ fn to_json(rep: &mut Reporter, v: &Spanned<DeValue>, strings: &mut Vec<Sp<String
         DeValue::Float(f) => match f.as_str().parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
             Some(n) => Value::Number(n),
             None => {
-                rep.error(v.span(), format!("`{}` cannot be passed to a step", f.as_str()), Some("JSON has no inf or nan; use a string".into()));
+                rep.error(
+                    v.span(),
+                    format!("`{}` cannot be passed to a step", f.as_str()),
+                    Some("JSON has no inf or nan; use a string".into()),
+                );
                 Value::Null
             }
         },
         DeValue::Boolean(b) => Value::Bool(*b),
         DeValue::Datetime(d) => Value::String(d.to_string()),
         DeValue::Array(items) => Value::Array(items.iter().map(|i| to_json(rep, i, strings)).collect()),
-        DeValue::Table(t) => Value::Object(t.iter().map(|(k, v)| (k.get_ref().to_string(), to_json(rep, v, strings))).collect()),
+        DeValue::Table(t) => {
+            Value::Object(t.iter().map(|(k, v)| (k.get_ref().to_string(), to_json(rep, v, strings))).collect())
+        }
     }
 }

@@ -7,7 +7,8 @@
 
 use serde_json::{Value, json};
 
-const TEMPLATES: &str = "May contain templates: ${params.NAME}, ${steps.ID.outputs.NAME}, ${env.NAME}, ${run.id}; $${ is a literal ${.";
+const TEMPLATES: &str =
+    "May contain templates: ${params.NAME}, ${steps.ID.outputs.NAME}, ${env.NAME}, ${run.id}; $${ is a literal ${.";
 
 fn duration(description: &str) -> Value {
     json!({
@@ -102,7 +103,10 @@ mod tests {
     fn assert_described(v: &Value, at: &str) {
         if let Some(props) = v.get("properties").and_then(Value::as_object) {
             for (k, p) in props {
-                assert!(p.get("description").and_then(Value::as_str).is_some_and(|d| !d.is_empty()), "{at}.{k} has no description");
+                assert!(
+                    p.get("description").and_then(Value::as_str).is_some_and(|d| !d.is_empty()),
+                    "{at}.{k} has no description"
+                );
                 assert_described(p, &format!("{at}.{k}"));
             }
         }

@@ -18,7 +18,10 @@ use serde_json::Value;
 pub enum Reference {
     Param(String),
     /// `path` is non-empty: the output name followed by any nested fields / array indices.
-    StepOutput { step: String, path: Vec<String> },
+    StepOutput {
+        step: String,
+        path: Vec<String>,
+    },
     Env(String),
     RunId,
     With(Vec<String>),
@@ -167,7 +170,10 @@ pub fn has_templates(s: &str) -> bool {
 
 /// Renders `s` with `resolve` supplying each referenced value. Whole-expression strings keep the
 /// value's JSON type; everything else interpolates (strings raw, other values as compact JSON).
-fn render_with(s: &str, mut resolve: impl FnMut(&str, &Reference) -> Result<Value, TemplateError>) -> Result<Value, TemplateError> {
+fn render_with(
+    s: &str,
+    mut resolve: impl FnMut(&str, &Reference) -> Result<Value, TemplateError>,
+) -> Result<Value, TemplateError> {
     let pieces = parse(s)?;
     if let [Piece::Expr { text, reference }] = pieces.as_slice() {
         return resolve(text, reference);
@@ -204,9 +210,9 @@ pub fn render_value(v: &Value, ctx: &TemplateContext) -> Result<Value, TemplateE
     Ok(match v {
         Value::String(s) => render_string_value(s, ctx)?,
         Value::Array(items) => Value::Array(items.iter().map(|i| render_value(i, ctx)).collect::<Result<_, _>>()?),
-        Value::Object(map) => {
-            Value::Object(map.iter().map(|(k, v)| Ok((k.clone(), render_value(v, ctx)?))).collect::<Result<_, TemplateError>>()?)
-        }
+        Value::Object(map) => Value::Object(
+            map.iter().map(|(k, v)| Ok((k.clone(), render_value(v, ctx)?))).collect::<Result<_, TemplateError>>()?,
+        ),
         other => other.clone(),
     })
 }
@@ -228,10 +234,15 @@ fn resolve(expr: &str, r: &Reference, ctx: &TemplateContext) -> Result<Value, Te
             known: ctx.params.keys().cloned().collect(),
         }),
         Reference::StepOutput { step, path } => {
-            let outputs = ctx.steps.get(step).ok_or_else(|| TemplateError::StepNotDone { expr: expr.clone(), step: step.clone() })?;
+            let outputs = ctx
+                .steps
+                .get(step)
+                .ok_or_else(|| TemplateError::StepNotDone { expr: expr.clone(), step: step.clone() })?;
             walk(outputs, path, &expr, &format!("step `{step}`"), "output")
         }
-        Reference::Env(name) => (ctx.env)(name).map(Value::String).ok_or_else(|| TemplateError::EnvNotSet { name: name.clone() }),
+        Reference::Env(name) => {
+            (ctx.env)(name).map(Value::String).ok_or_else(|| TemplateError::EnvNotSet { name: name.clone() })
+        }
         Reference::RunId => Ok(Value::String(ctx.run_id.to_string())),
         Reference::With(path) => {
             let with = ctx.with.ok_or_else(|| TemplateError::WithUnavailable { expr: expr.clone() })?;

@@ -72,7 +72,10 @@ fn render_walks_objects_and_arrays() {
 
 #[test]
 fn missing_env_says_which_variable() {
-    assert_eq!(render("${env.FOO}").unwrap_err().to_string(), "environment variable `FOO` is not set; export it before running wharf");
+    assert_eq!(
+        render("${env.FOO}").unwrap_err().to_string(),
+        "environment variable `FOO` is not set; export it before running wharf"
+    );
 }
 
 #[test]

@@ -100,10 +100,19 @@ fn params(rep: &mut Reporter, raw: Vec<RawParam>) -> BTreeMap<String, Param> {
                 super::ParamType::String => false,
             });
             let hint = fix.map(|s| format!("write `default = {s}` (without quotes)"));
-            let msg = format!("default of param `{}` must be {}, not {}", p.name.v, values::type_name(ty), values::json_kind(&d.v));
+            let msg = format!(
+                "default of param `{}` must be {}, not {}",
+                p.name.v,
+                values::type_name(ty),
+                values::json_kind(&d.v)
+            );
             rep.error(d.span.clone(), msg, hint);
         }
-        let param = Param { ty: ty.unwrap_or(super::ParamType::String), default: p.default.map(|d| d.v), description: p.description };
+        let param = Param {
+            ty: ty.unwrap_or(super::ParamType::String),
+            default: p.default.map(|d| d.v),
+            description: p.description,
+        };
         out.insert(p.name.v, param);
     }
     out
@@ -133,7 +142,12 @@ fn step(rep: &mut Reporter, rs: &RawStep, scope: &Scope, dir: &Path, builtins: &
     let label = &rs.label;
     // These are needed before any value exists (to build the graph and load components), so a
     // template there is a mistake; say so instead of "unknown plugin `${params.p}`".
-    let literal_only = rs.plugin.iter().map(|p| ("plugin", p)).chain(rs.timeout.iter().map(|t| ("timeout", t))).chain(rs.memory.iter().map(|m| ("memory", m)));
+    let literal_only = rs
+        .plugin
+        .iter()
+        .map(|p| ("plugin", p))
+        .chain(rs.timeout.iter().map(|t| ("timeout", t)))
+        .chain(rs.memory.iter().map(|m| ("memory", m)));
     let mut templated = Vec::new();
     for (key, v) in literal_only.chain(rs.needs.iter().map(|n| ("needs", n))) {
         if template::references(&v.v).is_ok_and(|r| !r.is_empty()) {
@@ -143,12 +157,21 @@ fn step(rep: &mut Reporter, rs: &RawStep, scope: &Scope, dir: &Path, builtins: &
         }
     }
     let literal = |v: &&Sp<String>| !templated.contains(&v.span.start);
-    let plugin = rs.plugin.as_ref().filter(literal).and_then(|p| plugin(rep, p, dir, builtins)).unwrap_or(PluginRef::Builtin(String::new()));
+    let plugin = rs
+        .plugin
+        .as_ref()
+        .filter(literal)
+        .and_then(|p| plugin(rep, p, dir, builtins))
+        .unwrap_or(PluginRef::Builtin(String::new()));
 
     let mut edges: Vec<Edge> = Vec::new();
     for n in rs.needs.iter().filter(literal) {
         if Some(n.v.as_str()) == scope.current {
-            rep.error(n.span.clone(), format!("{label} needs itself"), Some(format!("remove `{}` from its `needs`", n.v)));
+            rep.error(
+                n.span.clone(),
+                format!("{label} needs itself"),
+                Some(format!("remove `{}` from its `needs`", n.v)),
+            );
         } else if !scope.steps.unwrap_or_default().contains(&n.v.as_str()) {
             let hint = suggest(&n.v, scope.steps.unwrap_or_default(), "steps in this file are");
             rep.error(n.span.clone(), format!("{label} needs unknown step `{}`", n.v), hint);
@@ -170,8 +193,14 @@ fn step(rep: &mut Reporter, rs: &RawStep, scope: &Scope, dir: &Path, builtins: &
     let mut needs: Vec<String> = edges.iter().map(|e| e.to.clone()).collect();
     needs.sort();
 
-    let timeout = rs.timeout.as_ref().filter(literal).and_then(|t| report(rep, t, values::timeout(&t.v))).unwrap_or(DEFAULT_TIMEOUT);
-    let memory_limit = rs.memory.as_ref().filter(literal).and_then(|m| report(rep, m, values::memory(&m.v))).unwrap_or(DEFAULT_MEMORY);
+    let timeout = rs
+        .timeout
+        .as_ref()
+        .filter(literal)
+        .and_then(|t| report(rep, t, values::timeout(&t.v)))
+        .unwrap_or(DEFAULT_TIMEOUT);
+    let memory_limit =
+        rs.memory.as_ref().filter(literal).and_then(|m| report(rep, m, values::memory(&m.v))).unwrap_or(DEFAULT_MEMORY);
     let retry = retry(rep, rs);
     let mut step = Step {
         id: rs.id.as_ref().map(|i| i.v.clone()).unwrap_or_default(),
@@ -199,10 +228,16 @@ fn retry(rep: &mut Reporter, rs: &RawStep) -> RetryPolicy {
     if let Some(m) = &r.max_attempts {
         match u32::try_from(m.v) {
             Ok(n) if (1..=20).contains(&n) => policy.max_attempts = n,
-            _ => rep.error(m.span.clone(), format!("`max_attempts` must be between 1 and 20, not {}", m.v), Some("1 means no retries".into())),
+            _ => rep.error(
+                m.span.clone(),
+                format!("`max_attempts` must be between 1 and 20, not {}", m.v),
+                Some("1 means no retries".into()),
+            ),
         }
     }
-    let backoff = |rep: &mut Reporter, key: &str, v: &Option<Sp<String>>| v.as_ref().and_then(|s| report(rep, s, values::duration(key, &s.v)));
+    let backoff = |rep: &mut Reporter, key: &str, v: &Option<Sp<String>>| {
+        v.as_ref().and_then(|s| report(rep, s, values::duration(key, &s.v)))
+    };
     if let Some(d) = backoff(rep, "initial_backoff", &r.initial_backoff) {
         policy.initial_backoff = d;
     }
@@ -210,7 +245,8 @@ fn retry(rep: &mut Reporter, rs: &RawStep) -> RetryPolicy {
         policy.max_backoff = d;
     }
     if policy.initial_backoff > policy.max_backoff {
-        let span = r.initial_backoff.as_ref().or(r.max_backoff.as_ref()).map(|s| s.span.clone()).unwrap_or(rs.header.clone());
+        let span =
+            r.initial_backoff.as_ref().or(r.max_backoff.as_ref()).map(|s| s.span.clone()).unwrap_or(rs.header.clone());
         let msg = format!(
             "`initial_backoff` ({}) is longer than `max_backoff` ({})",
             humantime::format_duration(policy.initial_backoff),
@@ -226,7 +262,10 @@ fn plugin(rep: &mut Reporter, p: &Sp<String>, dir: &Path, builtins: &[&str]) -> 
     if name.contains('/') || name.ends_with(".wasm") {
         let resolved = dir.join(name);
         if !resolved.is_file() {
-            let hint = format!("looked for `{}`; plugin paths are relative to the workflow file's directory", resolved.display());
+            let hint = format!(
+                "looked for `{}`; plugin paths are relative to the workflow file's directory",
+                resolved.display()
+            );
             rep.error(p.span.clone(), format!("plugin file `{name}` does not exist"), Some(hint));
             return None;
         }
@@ -237,8 +276,13 @@ fn plugin(rep: &mut Reporter, p: &Sp<String>, dir: &Path, builtins: &[&str]) -> 
     }
     let hint = match did_you_mean(name, builtins.iter().copied()) {
         Some(b) => format!("did you mean `{b}`?"),
-        None if builtins.is_empty() => "there are no builtin plugins; give a path to a .wasm component, e.g. `./plugins/step.wasm`".into(),
-        None => format!("builtin plugins are: {}; or give a path to a .wasm component, e.g. `./plugins/step.wasm`", builtins.join(", ")),
+        None if builtins.is_empty() => {
+            "there are no builtin plugins; give a path to a .wasm component, e.g. `./plugins/step.wasm`".into()
+        }
+        None => format!(
+            "builtin plugins are: {}; or give a path to a .wasm component, e.g. `./plugins/step.wasm`",
+            builtins.join(", ")
+        ),
     };
     rep.error(p.span.clone(), format!("unknown builtin plugin `{name}`"), Some(hint));
     None
@@ -248,13 +292,21 @@ fn check_grant(rep: &mut Reporter, g: &Sp<String>) {
     let action = g.v.split_whitespace().next().unwrap_or("");
     if action.contains("${") {
         let hint = "write the action literally, e.g. `ecs:CreateCluster ${params.cluster}`";
-        rep.error(g.span.clone(), format!("grant `{}`: templates are only allowed in the resource part", g.v), Some(hint.into()));
+        rep.error(
+            g.span.clone(),
+            format!("grant `{}`: templates are only allowed in the resource part", g.v),
+            Some(hint.into()),
+        );
         return;
     }
     let Ok(line) = template::with_placeholders(&g.v, "x") else { return };
     if let Err(e) = Grant::parse(&line) {
         let msg = format!("invalid grant `{}`: {}", g.v, e.reason);
-        rep.error(g.span.clone(), msg, Some("grant lines look like `ecs:CreateCluster my-cluster` or `s3:GetObject bucket/*`".into()));
+        rep.error(
+            g.span.clone(),
+            msg,
+            Some("grant lines look like `ecs:CreateCluster my-cluster` or `s3:GetObject bucket/*`".into()),
+        );
     }
 }
 
@@ -265,15 +317,21 @@ fn check_templates(rep: &mut Reporter, s: &Sp<String>, scope: &Scope, edges: &mu
         Ok(r) => r,
         Err(e) => {
             let hint = match &e {
-                TemplateError::UnknownRoot { root, .. } => Some(match did_you_mean(root, ["params", "steps", "env", "run"]) {
-                    Some(r) => format!("did you mean `{r}`?"),
-                    None => "templates start with `params.`, `steps.`, `env.` or `run.`".to_string(),
-                }),
+                TemplateError::UnknownRoot { root, .. } => {
+                    Some(match did_you_mean(root, ["params", "steps", "env", "run"]) {
+                        Some(r) => format!("did you mean `{r}`?"),
+                        None => "templates start with `params.`, `steps.`, `env.` or `run.`".to_string(),
+                    })
+                }
                 _ => None,
             };
             let needle = match &e {
-                TemplateError::Unclosed { column } => s.v.char_indices().nth(column - 1).map_or("", |(i, _)| &s.v[i..]).to_string(),
-                TemplateError::Malformed { expr, .. } | TemplateError::UnknownRoot { expr, .. } => format!("${{{expr}}}"),
+                TemplateError::Unclosed { column } => {
+                    s.v.char_indices().nth(column - 1).map_or("", |(i, _)| &s.v[i..]).to_string()
+                }
+                TemplateError::Malformed { expr, .. } | TemplateError::UnknownRoot { expr, .. } => {
+                    format!("${{{expr}}}")
+                }
                 _ => String::new(),
             };
             rep.error(narrow(rep.source, s, &needle), e.to_string(), hint);
@@ -284,7 +342,8 @@ fn check_templates(rep: &mut Reporter, s: &Sp<String>, scope: &Scope, edges: &mu
         let span = narrow(rep.source, s, &r.to_string());
         match &r {
             Reference::Param(n) if !scope.params.contains(&n.as_str()) => {
-                let hint = suggest(n, scope.params, "declared params are").or_else(|| Some(format!("declare it as [params.{n}] with a `type`")));
+                let hint = suggest(n, scope.params, "declared params are")
+                    .or_else(|| Some(format!("declare it as [params.{n}] with a `type`")));
                 rep.error(span.clone(), format!("unknown param `{n}` in `{r}`"), hint);
             }
             Reference::StepOutput { step, .. } => match scope.steps {
@@ -294,16 +353,28 @@ fn check_templates(rep: &mut Reporter, s: &Sp<String>, scope: &Scope, edges: &mu
                 }
                 Some(_) if Some(step.as_str()) == scope.current => {
                     let hint = "a step can only use the outputs of steps that run before it";
-                    rep.error(span.clone(), format!("step `{step}` refers to its own outputs in `{r}`"), Some(hint.into()));
+                    rep.error(
+                        span.clone(),
+                        format!("step `{step}` refers to its own outputs in `{r}`"),
+                        Some(hint.into()),
+                    );
                 }
                 Some(ids) if !ids.contains(&step.as_str()) => {
-                    rep.error(span.clone(), format!("`{r}` refers to unknown step `{step}`"), suggest(step, ids, "steps in this file are"));
+                    rep.error(
+                        span.clone(),
+                        format!("`{r}` refers to unknown step `{step}`"),
+                        suggest(step, ids, "steps in this file are"),
+                    );
                 }
                 Some(_) => edges.push(Edge { to: step.clone(), span: span.clone(), via: Some(r.to_string()) }),
             },
             Reference::With(_) => {
                 let hint = "`${with.NAME}` only works in the grants a plugin declares; refer to the value itself, e.g. `${params.NAME}`";
-                rep.error(span.clone(), format!("`{r}`: `${{with.*}}` is not allowed in workflow files"), Some(hint.into()));
+                rep.error(
+                    span.clone(),
+                    format!("`{r}`: `${{with.*}}` is not allowed in workflow files"),
+                    Some(hint.into()),
+                );
             }
             _ => {}
         }

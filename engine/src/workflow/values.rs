@@ -29,7 +29,8 @@ pub(crate) fn is_step_id(s: &str) -> bool {
 /// Param names must be usable as a template segment (`${params.NAME}`).
 pub(crate) fn is_param_name(s: &str) -> bool {
     let mut b = s.bytes();
-    b.next().is_some_and(|c| c.is_ascii_alphabetic() || c == b'_') && b.all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+    b.next().is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
 }
 
 /// A close-enough valid spelling of a bad name, for hints: `My App` -> `my-app`.
@@ -108,7 +109,10 @@ pub(crate) fn timeout(s: &str) -> Result<Duration, Problem> {
         return Err(("`timeout` must be greater than zero".into(), Some("use a duration like `30s` or `5m`".into())));
     }
     if d > MAX_TIMEOUT {
-        return Err((format!("`timeout` of `{s}` is longer than the 24h maximum"), Some("split long work into several steps".into())));
+        return Err((
+            format!("`timeout` of `{s}` is longer than the 24h maximum"),
+            Some("split long work into several steps".into()),
+        ));
     }
     Ok(d)
 }
@@ -128,14 +132,23 @@ pub(crate) fn memory(s: &str) -> Result<u64, Problem> {
         "MiB" => MIB,
         "GiB" => 1024 * MIB,
         "" => return bad(format!("add a unit (KiB, MiB or GiB), e.g. {example}")),
-        u if matches!(u.to_ascii_lowercase().as_str(), "m" | "mb" | "mib") => return bad(format!("sizes use binary units; did you mean {example}?")),
-        u if matches!(u.to_ascii_lowercase().as_str(), "g" | "gb" | "gib") => return bad(format!("sizes use binary units; did you mean `{n}GiB`?")),
-        u if matches!(u.to_ascii_lowercase().as_str(), "k" | "kb" | "kib") => return bad(format!("sizes use binary units; did you mean `{n}KiB`?")),
+        u if matches!(u.to_ascii_lowercase().as_str(), "m" | "mb" | "mib") => {
+            return bad(format!("sizes use binary units; did you mean {example}?"));
+        }
+        u if matches!(u.to_ascii_lowercase().as_str(), "g" | "gb" | "gib") => {
+            return bad(format!("sizes use binary units; did you mean `{n}GiB`?"));
+        }
+        u if matches!(u.to_ascii_lowercase().as_str(), "k" | "kb" | "kib") => {
+            return bad(format!("sizes use binary units; did you mean `{n}KiB`?"));
+        }
         _ => return bad("units are KiB, MiB and GiB, e.g. `256MiB`".into()),
     };
     let bytes = n.saturating_mul(mult);
     if !(MIN_MEMORY..=MAX_MEMORY).contains(&bytes) {
-        return Err((format!("memory limit `{s}` is out of range"), Some("choose a size between 1MiB and 4GiB".into())));
+        return Err((
+            format!("memory limit `{s}` is out of range"),
+            Some("choose a size between 1MiB and 4GiB".into()),
+        ));
     }
     Ok(bytes)
 }
@@ -177,7 +190,10 @@ mod tests {
 
     #[test]
     fn param_type_hints() {
-        assert_eq!(param_type("int").unwrap_err().1.unwrap(), "did you mean `integer`? (types are string, integer and boolean)");
+        assert_eq!(
+            param_type("int").unwrap_err().1.unwrap(),
+            "did you mean `integer`? (types are string, integer and boolean)"
+        );
         assert!(param_type("list").unwrap_err().1.unwrap().starts_with("types are"));
     }
 }

@@ -36,7 +36,9 @@ pub fn build_components(workspace_root: &Path, packages: &[&str]) -> Vec<Built> 
         cmd.args(["-p", p]);
     }
     // The outer build's flags are for the host target; they must not leak into the wasm build.
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "CARGO_BUILD_RUSTFLAGS"] {
+    for var in
+        ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "CARGO_BUILD_RUSTFLAGS"]
+    {
         cmd.env_remove(var);
     }
     let status = cmd.status().expect("could not start cargo for the wasm plugins");

@@ -26,8 +26,7 @@ impl Step for CreateCluster {
     type Output = Output;
     const NAME: &'static str = "create-cluster";
     const DESCRIPTION: &'static str = "Creates an ECS cluster, or adopts the active one of that name.";
-    const GRANTS: &'static [&'static str] =
-        &["ecs:DescribeClusters ${with.name}", "ecs:CreateCluster ${with.name}"];
+    const GRANTS: &'static [&'static str] = &["ecs:DescribeClusters ${with.name}", "ecs:CreateCluster ${with.name}"];
 
     fn run(_ctx: &Context, input: Input) -> Result<Output, Error> {
         if input.name.is_empty() || input.name.len() > 255 {

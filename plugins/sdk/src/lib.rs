@@ -74,8 +74,8 @@ pub mod log {
 
 /// Amazon ECS capability.
 pub mod ecs {
-    pub use crate::bindings::wharf::plugin::ecs::{Cluster, CreateClusterRequest};
     use crate::bindings::wharf::plugin::ecs as wit;
+    pub use crate::bindings::wharf::plugin::ecs::{Cluster, CreateClusterRequest};
 
     /// Creates the cluster or returns the active one of that name.
     pub fn create_cluster(request: &CreateClusterRequest) -> Result<Cluster, crate::Error> {

@@ -22,7 +22,10 @@ fn unknown_keys_everywhere() {
     assert_eq!(got[2], ("unknown key `regoin` in [aws]".into(), Some("did you mean `region`?".into())));
     assert_eq!(got[3], ("unknown key `parallelism` in [run]".into(), Some("allowed keys are: concurrency".into())));
     assert_eq!(got[4], ("unknown key `depends_on` in step `a`".into(), Some("did you mean `needs`?".into())));
-    assert_eq!(got[5], ("unknown key `attempts` in `retry` of step `a`".into(), Some("did you mean `max_attempts`?".into())));
+    assert_eq!(
+        got[5],
+        ("unknown key `attempts` in `retry` of step `a`".into(), Some("did you mean `max_attempts`?".into()))
+    );
     assert_eq!(d.len(), 6);
 }
 
@@ -33,7 +36,9 @@ fn wrong_types_name_the_expected_shape() {
     assert_eq!(d.hint.as_deref(), Some("write `needs = [\"a\"]`"));
     assert_eq!((d.line, d.col, d.width), (5, 9, 3));
 
-    let m = messages("name = 3\n[run]\nconcurrency = \"4\"\n[[steps]]\nid = \"a\"\nplugin = \"s3-upload\"\nmemory = 256\ngrants = [1]\nwith = \"x\"\n");
+    let m = messages(
+        "name = 3\n[run]\nconcurrency = \"4\"\n[[steps]]\nid = \"a\"\nplugin = \"s3-upload\"\nmemory = 256\ngrants = [1]\nwith = \"x\"\n",
+    );
     assert_eq!(
         m,
         vec![
@@ -51,7 +56,15 @@ fn wrong_types_name_the_expected_shape() {
 fn missing_required_keys() {
     let d = diags("[[steps]]\nplugin = \"s3-upload\"\n[[steps]]\nid = \"b\"\n[params.p]\ndefault = 1\n");
     let m: Vec<&str> = d.iter().map(|d| d.message.as_str()).collect();
-    assert_eq!(m, vec!["missing required key `name`", "step #1 has no `id`", "step `b` has no `plugin`", "param `p` has no `type`"]);
+    assert_eq!(
+        m,
+        vec![
+            "missing required key `name`",
+            "step #1 has no `id`",
+            "step `b` has no `plugin`",
+            "param `p` has no `type`"
+        ]
+    );
     assert_eq!((d[1].line, d[1].col, d[1].width), (1, 1, 9));
 }
 
@@ -73,27 +86,42 @@ fn syntax_errors_use_the_toml_span() {
 
 #[test]
 fn names_and_ids_are_checked() {
-    let d = diags("name = \"My App\"\n[params.\"a.b\"]\ntype = \"string\"\n[[steps]]\nid = \"Build\"\nplugin = \"s3-upload\"\n[[steps]]\nid = \"Build\"\nplugin = \"s3-upload\"\n");
+    let d = diags(
+        "name = \"My App\"\n[params.\"a.b\"]\ntype = \"string\"\n[[steps]]\nid = \"Build\"\nplugin = \"s3-upload\"\n[[steps]]\nid = \"Build\"\nplugin = \"s3-upload\"\n",
+    );
     let got: Vec<(&str, Option<&str>)> = d.iter().map(|d| (d.message.as_str(), d.hint.as_deref())).collect();
-    assert_eq!(got[0], ("invalid workflow name `My App`", Some("use lowercase letters, digits and `-`, e.g. `my-app`")));
+    assert_eq!(
+        got[0],
+        ("invalid workflow name `My App`", Some("use lowercase letters, digits and `-`, e.g. `my-app`"))
+    );
     assert_eq!(got[1].0, "invalid param name `a.b`");
     assert_eq!(got[2].0, "invalid step id `Build`");
     assert_eq!(got[3].0, "invalid step id `Build`");
-    assert_eq!(got[4], ("duplicate step id `Build`", Some("step `Build` is first defined on line 5; step ids must be unique")));
+    assert_eq!(
+        got[4],
+        ("duplicate step id `Build`", Some("step `Build` is first defined on line 5; step ids must be unique"))
+    );
 }
 
 #[test]
 fn needs_must_name_other_known_steps() {
-    let src = with_steps("[[steps]]\nid = \"cluster\"\nplugin = \"s3-upload\"\nneeds = [\"cluster\"]\n[[steps]]\nid = \"svc\"\nplugin = \"s3-upload\"\nneeds = [\"clustr\", \"zzz\"]\n");
+    let src = with_steps(
+        "[[steps]]\nid = \"cluster\"\nplugin = \"s3-upload\"\nneeds = [\"cluster\"]\n[[steps]]\nid = \"svc\"\nplugin = \"s3-upload\"\nneeds = [\"clustr\", \"zzz\"]\n",
+    );
     let d = diags(&src);
     assert_eq!(d[0].message, "step `cluster` needs itself");
-    assert_eq!(d[1].to_string(), "error: step `svc` needs unknown step `clustr`\n --> workflows/x.toml:9:10\n  |\n9 | needs = [\"clustr\", \"zzz\"]\n  |          ^^^^^^^^\n  = hint: did you mean `cluster`?");
+    assert_eq!(
+        d[1].to_string(),
+        "error: step `svc` needs unknown step `clustr`\n --> workflows/x.toml:9:10\n  |\n9 | needs = [\"clustr\", \"zzz\"]\n  |          ^^^^^^^^\n  = hint: did you mean `cluster`?"
+    );
     assert_eq!(d[2].hint.as_deref(), Some("steps in this file are: cluster, svc"));
 }
 
 #[test]
 fn cycles_name_the_loop_and_point_at_the_closing_entry() {
-    let src = with_steps("[[steps]]\nid = \"a\"\nplugin = \"s3-upload\"\nneeds = [\"b\"]\n[[steps]]\nid = \"b\"\nplugin = \"s3-upload\"\nneeds = [\"a\"]\n");
+    let src = with_steps(
+        "[[steps]]\nid = \"a\"\nplugin = \"s3-upload\"\nneeds = [\"b\"]\n[[steps]]\nid = \"b\"\nplugin = \"s3-upload\"\nneeds = [\"a\"]\n",
+    );
     assert_eq!(
         one(&src).to_string(),
         "error: dependency cycle: a -> b -> a\n --> workflows/x.toml:9:10\n  |\n9 | needs = [\"a\"]\n  |          ^^^\n  = hint: each arrow means \"needs\"; remove one of these dependencies"
@@ -105,7 +133,9 @@ fn cycles_name_the_loop_and_point_at_the_closing_entry() {
     assert_eq!(d.message, "dependency cycle: a -> c -> b -> a");
     assert_eq!(d.line, 9);
     // A cycle closed by a template says so.
-    let implicit = with_steps("[[steps]]\nid = \"a\"\nplugin = \"s3-upload\"\nwith = { x = \"${steps.b.outputs.y}\" }\n[[steps]]\nid = \"b\"\nplugin = \"s3-upload\"\nneeds = [\"a\"]\n");
+    let implicit = with_steps(
+        "[[steps]]\nid = \"a\"\nplugin = \"s3-upload\"\nwith = { x = \"${steps.b.outputs.y}\" }\n[[steps]]\nid = \"b\"\nplugin = \"s3-upload\"\nneeds = [\"a\"]\n",
+    );
     let d = one(&implicit);
     assert_eq!(d.message, "dependency cycle: a -> b -> a");
     assert_eq!(d.line, 9);
@@ -118,10 +148,22 @@ fn template_errors_in_workflow_files() {
                p = \"${params.clustr}\"\ns = \"${steps.b.outputs.x}\"\nr = \"${param.cluster}\"\nm = \"${params.cluster\"\nw = \"${with.name}\"\no = \"${steps.a.outputs.x}\"\n";
     let d = diags(src);
     let got: Vec<(&str, Option<&str>)> = d.iter().map(|d| (d.message.as_str(), d.hint.as_deref())).collect();
-    assert_eq!(got[0], ("`${steps.a.outputs.r}` cannot be used in [aws]", Some("[aws] is resolved before any step runs; use `${params.*}` or `${env.*}`")));
+    assert_eq!(
+        got[0],
+        (
+            "`${steps.a.outputs.r}` cannot be used in [aws]",
+            Some("[aws] is resolved before any step runs; use `${params.*}` or `${env.*}`")
+        )
+    );
     assert_eq!(got[1], ("unknown param `clustr` in `${params.clustr}`", Some("did you mean `cluster`?")));
     assert_eq!(got[2], ("`${steps.b.outputs.x}` refers to unknown step `b`", Some("steps in this file are: a")));
-    assert_eq!(got[3], ("`${param.cluster}`: unknown template root `param` (valid roots: params, steps, env, run, with)", Some("did you mean `params`?")));
+    assert_eq!(
+        got[3],
+        (
+            "`${param.cluster}`: unknown template root `param` (valid roots: params, steps, env, run, with)",
+            Some("did you mean `params`?")
+        )
+    );
     assert!(got[4].0.starts_with("unclosed `${` at column 1"), "{}", got[4].0);
     assert_eq!(got[5].0, "`${with.name}`: `${with.*}` is not allowed in workflow files");
     assert_eq!(got[6].0, "step `a` refers to its own outputs in `${steps.a.outputs.x}`");
@@ -133,7 +175,9 @@ fn template_errors_in_workflow_files() {
 
 #[test]
 fn template_error_caret_points_into_the_string() {
-    let src = with_steps("[params.cluster]\ntype = \"string\"\n[[steps]]\nid = \"a\"\nplugin = \"s3-upload\"\ngrants = [\"ecs:CreateCluster ${params.clustr}\"]\n");
+    let src = with_steps(
+        "[params.cluster]\ntype = \"string\"\n[[steps]]\nid = \"a\"\nplugin = \"s3-upload\"\ngrants = [\"ecs:CreateCluster ${params.clustr}\"]\n",
+    );
     assert_eq!(
         one(&src).to_string(),
         "error: unknown param `clustr` in `${params.clustr}`\n --> workflows/x.toml:7:30\n  |\n7 | grants = [\"ecs:CreateCluster ${params.clustr}\"]\n  |                              ^^^^^^^^^^^^^^^^\n  = hint: did you mean `cluster`?"
@@ -155,12 +199,17 @@ fn plugins_must_exist() {
         got[1],
         (
             "unknown builtin plugin `terraform`",
-            Some("builtin plugins are: create-cluster, create-service, s3-upload; or give a path to a .wasm component, e.g. `./plugins/step.wasm`")
+            Some(
+                "builtin plugins are: create-cluster, create-service, s3-upload; or give a path to a .wasm component, e.g. `./plugins/step.wasm`"
+            )
         )
     );
     assert_eq!(
         got[2],
-        ("plugin file `./missing.wasm` does not exist", Some("looked for `workflows/./missing.wasm`; plugin paths are relative to the workflow file's directory"))
+        (
+            "plugin file `./missing.wasm` does not exist",
+            Some("looked for `workflows/./missing.wasm`; plugin paths are relative to the workflow file's directory")
+        )
     );
 }
 
@@ -178,7 +227,10 @@ fn durations_sizes_and_retry_are_range_checked() {
     assert_eq!(got[2].0, "`max_attempts` must be between 1 and 20, not 0");
     assert_eq!(got[3].0, "`initial_backoff` (1m) is longer than `max_backoff` (10s)");
     assert_eq!(got[4].0, "`concurrency` must be between 1 and 64, not 65");
-    assert_eq!(messages(&with_steps("[[steps]]\nid = \"a\"\nplugin = \"s3-upload\"\ntimeout = \"48h\"\n")), vec!["`timeout` of `48h` is longer than the 24h maximum"]);
+    assert_eq!(
+        messages(&with_steps("[[steps]]\nid = \"a\"\nplugin = \"s3-upload\"\ntimeout = \"48h\"\n")),
+        vec!["`timeout` of `48h` is longer than the 24h maximum"]
+    );
 }
 
 #[test]
@@ -204,8 +256,14 @@ fn param_defaults_must_match_their_type() {
         "[params.replicas]\ntype = \"integer\"\ndefault = \"3\"\n[params.public]\ntype = \"bool\"\n[params.name]\ntype = \"string\"\ndefault = 1\n[[steps]]\nid = \"a\"\nplugin = \"s3-upload\"\n",
     ));
     let got: Vec<(&str, Option<&str>)> = d.iter().map(|d| (d.message.as_str(), d.hint.as_deref())).collect();
-    assert_eq!(got[0], ("default of param `replicas` must be an integer, not a string", Some("write `default = 3` (without quotes)")));
-    assert_eq!(got[1], ("unknown param type `bool`", Some("did you mean `boolean`? (types are string, integer and boolean)")));
+    assert_eq!(
+        got[0],
+        ("default of param `replicas` must be an integer, not a string", Some("write `default = 3` (without quotes)"))
+    );
+    assert_eq!(
+        got[1],
+        ("unknown param type `bool`", Some("did you mean `boolean`? (types are string, integer and boolean)"))
+    );
     assert_eq!(got[2].0, "default of param `name` must be a string, not an integer");
 }
 
@@ -224,7 +282,9 @@ fn many_errors_are_reported_in_one_pass() {
 
 #[test]
 fn templates_only_where_values_exist() {
-    let src = with_steps("[params.p]\ntype = \"string\"\n[[steps]]\nid = \"a\"\nplugin = \"${params.p}\"\nneeds = [\"${params.p}\"]\ntimeout = \"${params.p}\"\n");
+    let src = with_steps(
+        "[params.p]\ntype = \"string\"\n[[steps]]\nid = \"a\"\nplugin = \"${params.p}\"\nneeds = [\"${params.p}\"]\ntimeout = \"${params.p}\"\n",
+    );
     let d = diags(&src);
     assert_eq!(d.len(), 3, "{}", Diagnostics(d.clone()));
     assert_eq!(d[0].message, "templates are not allowed in `plugin`");

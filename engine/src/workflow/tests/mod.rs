@@ -90,7 +90,11 @@ with = { cluster = "${steps.cluster.outputs.cluster_arn}", count = "${params.rep
     assert_eq!(wf.source, src);
     assert_eq!(
         wf.params["cluster"],
-        Param { ty: ParamType::String, default: Some(json!("ecs-example-cluster")), description: Some("Cluster name".into()) }
+        Param {
+            ty: ParamType::String,
+            default: Some(json!("ecs-example-cluster")),
+            description: Some("Cluster name".into())
+        }
     );
     assert_eq!(wf.params["replicas"], Param { ty: ParamType::Integer, default: None, description: None });
     assert_eq!(wf.aws, AwsSettings { region: Some("${env.AWS_REGION}".into()), profile: Some("dev".into()) });
@@ -101,7 +105,10 @@ with = { cluster = "${steps.cluster.outputs.cluster_arn}", count = "${params.rep
     assert!(c.needs.is_empty());
     assert_eq!(c.timeout, Duration::from_secs(300));
     assert_eq!(c.memory_limit, 256 * 1024 * 1024);
-    assert_eq!(c.retry, RetryPolicy { max_attempts: 5, initial_backoff: Duration::from_secs(2), max_backoff: Duration::from_secs(60) });
+    assert_eq!(
+        c.retry,
+        RetryPolicy { max_attempts: 5, initial_backoff: Duration::from_secs(2), max_backoff: Duration::from_secs(60) }
+    );
     assert_eq!(c.grants, vec!["ecs:CreateCluster ${params.cluster}", "ecs:Describe*"]);
     assert_eq!(c.with, json!({"name": "${params.cluster}", "tags": {"team": "infra"}}));
     assert_eq!(c.definition_hash.len(), 64);
@@ -138,7 +145,8 @@ fn template_references_add_implicit_needs() {
 
 #[test]
 fn definition_hash_tracks_semantics_not_formatting() {
-    let base = with_steps("[[steps]]\nid = \"a\"\nplugin = \"s3-upload\"\ntimeout = \"5m\"\nwith = { x = 1, y = \"z\" }\n");
+    let base =
+        with_steps("[[steps]]\nid = \"a\"\nplugin = \"s3-upload\"\ntimeout = \"5m\"\nwith = { x = 1, y = \"z\" }\n");
     let h = |src: &str| ok(src).steps[0].definition_hash.clone();
     let original = h(&base);
     let reformatted = "# deploys things\nname   =   \"x\"\n\n[[steps]]\n  plugin = \"s3-upload\"   # the uploader\n  id = \"a\"\n  timeout = \"300s\"\n  [steps.with]\n  y = \"z\"\n  x = 1\n";
@@ -161,9 +169,14 @@ fn resolve_params_types_and_defaults() {
     ));
     let given = |kv: &[(&str, &str)]| kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
     let p = wf.resolve_params(&given(&[("replicas", "3"), ("public", "true")])).unwrap();
-    assert_eq!(p, BTreeMap::from([("cluster".into(), json!("c")), ("replicas".into(), json!(3)), ("public".into(), json!(true))]));
+    assert_eq!(
+        p,
+        BTreeMap::from([("cluster".into(), json!("c")), ("replicas".into(), json!(3)), ("public".into(), json!(true))])
+    );
 
-    let WorkflowError::Params(errs) = wf.resolve_params(&given(&[("replicas", "abc"), ("publik", "x"), ("public", "yes")])).unwrap_err() else {
+    let WorkflowError::Params(errs) =
+        wf.resolve_params(&given(&[("replicas", "abc"), ("publik", "x"), ("public", "yes")])).unwrap_err()
+    else {
         panic!()
     };
     assert_eq!(
@@ -175,7 +188,10 @@ fn resolve_params_types_and_defaults() {
         ]
     );
     let e = wf.resolve_params(&[]).unwrap_err();
-    assert_eq!(e.to_string(), "error: missing required param `replicas` (How many tasks); pass --param replicas=<integer>");
+    assert_eq!(
+        e.to_string(),
+        "error: missing required param `replicas` (How many tasks); pass --param replicas=<integer>"
+    );
     assert!(wf.resolve_params(&given(&[("replicas", "1"), ("replicas", "2")])).is_err());
 }
 
