@@ -72,17 +72,37 @@ pub mod log {
     }
 }
 
-/// Amazon ECS capability.
+/// Amazon ECS: clusters, task definitions, services.
 pub mod ecs {
-    use crate::bindings::wharf::plugin::ecs as wit;
-    pub use crate::bindings::wharf::plugin::ecs::{Cluster, CreateClusterRequest};
+    pub use crate::bindings::wharf::plugin::ecs::*;
+}
 
-    /// Creates the cluster or returns the active one of that name.
-    pub fn create_cluster(request: &CreateClusterRequest) -> Result<Cluster, crate::Error> {
-        wit::create_cluster(request).map_err(Into::into)
-    }
-    /// The named cluster, if it exists and is active.
-    pub fn describe_cluster(name: &str) -> Result<Option<Cluster>, crate::Error> {
-        wit::describe_cluster(name).map_err(Into::into)
-    }
+/// Amazon EC2 networking: VPCs, subnets, internet routes, security groups.
+pub mod ec2 {
+    pub use crate::bindings::wharf::plugin::ec2::*;
+}
+
+/// AWS IAM roles and policies.
+pub mod iam {
+    pub use crate::bindings::wharf::plugin::iam::*;
+}
+
+/// AWS Secrets Manager (values are read by the host, never by the plugin).
+pub mod secrets {
+    pub use crate::bindings::wharf::plugin::secrets::*;
+}
+
+/// Amazon S3 objects.
+pub mod s3 {
+    pub use crate::bindings::wharf::plugin::s3::*;
+}
+
+/// Amazon CloudWatch Logs log groups.
+pub mod logs {
+    pub use crate::bindings::wharf::plugin::logs::*;
+}
+
+/// The run's resource ledger (what teardown deletes).
+pub mod ledger {
+    pub use crate::bindings::wharf::plugin::ledger::*;
 }

@@ -15,6 +15,8 @@ pub struct Context {
     pub idempotency_key: String,
     /// An earlier attempt may have done part of the work: look before creating.
     pub in_doubt: bool,
+    /// A dry run (`wharf plan`): creates return placeholders; do not wait for their effects.
+    pub planning: bool,
 }
 
 /// A step plugin.
@@ -54,6 +56,7 @@ pub fn run<S: Step>(ctx: StepContext) -> Result<String, crate::bindings::wharf::
         attempt: ctx.attempt,
         idempotency_key: ctx.idempotency_key,
         in_doubt: ctx.in_doubt,
+        planning: ctx.planning,
     };
     let output = S::run(&context, input).map_err(|e| e.0)?;
     serde_json::to_string(&output)
