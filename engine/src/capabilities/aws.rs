@@ -34,11 +34,25 @@ pub struct Aws {
     settings: AwsSettings,
     config: OnceCell<SdkConfig>,
     ecs: OnceCell<aws_sdk_ecs::Client>,
+    ec2: OnceCell<aws_sdk_ec2::Client>,
+    iam: OnceCell<aws_sdk_iam::Client>,
+    secrets: OnceCell<aws_sdk_secretsmanager::Client>,
+    s3: OnceCell<aws_sdk_s3::Client>,
+    logs: OnceCell<aws_sdk_cloudwatchlogs::Client>,
 }
 
 impl Aws {
     pub fn new(settings: AwsSettings) -> Self {
-        Aws { settings, config: OnceCell::new(), ecs: OnceCell::new() }
+        Aws {
+            settings,
+            config: OnceCell::new(),
+            ecs: OnceCell::new(),
+            ec2: OnceCell::new(),
+            iam: OnceCell::new(),
+            secrets: OnceCell::new(),
+            s3: OnceCell::new(),
+            logs: OnceCell::new(),
+        }
     }
 
     /// The region resources are created in, when known.
@@ -81,6 +95,40 @@ impl Aws {
     pub async fn ecs(&self) -> Result<&aws_sdk_ecs::Client, WitError> {
         let config = self.config().await?;
         Ok(self.ecs.get_or_init(|| async { aws_sdk_ecs::Client::new(config) }).await)
+    }
+
+    pub async fn ec2(&self) -> Result<&aws_sdk_ec2::Client, WitError> {
+        let config = self.config().await?;
+        Ok(self.ec2.get_or_init(|| async { aws_sdk_ec2::Client::new(config) }).await)
+    }
+
+    pub async fn iam(&self) -> Result<&aws_sdk_iam::Client, WitError> {
+        let config = self.config().await?;
+        Ok(self.iam.get_or_init(|| async { aws_sdk_iam::Client::new(config) }).await)
+    }
+
+    pub async fn secrets(&self) -> Result<&aws_sdk_secretsmanager::Client, WitError> {
+        let config = self.config().await?;
+        Ok(self.secrets.get_or_init(|| async { aws_sdk_secretsmanager::Client::new(config) }).await)
+    }
+
+    /// S3 with path-style addressing when a custom endpoint is set (emulators and S3-compatible
+    /// stores do not resolve virtual-hosted bucket names).
+    pub async fn s3(&self) -> Result<&aws_sdk_s3::Client, WitError> {
+        let config = self.config().await?;
+        Ok(self
+            .s3
+            .get_or_init(|| async {
+                let path_style = config.endpoint_url().is_some();
+                let s3_config = aws_sdk_s3::config::Builder::from(config).force_path_style(path_style).build();
+                aws_sdk_s3::Client::from_conf(s3_config)
+            })
+            .await)
+    }
+
+    pub async fn logs(&self) -> Result<&aws_sdk_cloudwatchlogs::Client, WitError> {
+        let config = self.config().await?;
+        Ok(self.logs.get_or_init(|| async { aws_sdk_cloudwatchlogs::Client::new(config) }).await)
     }
 }
 
@@ -140,7 +188,7 @@ pub fn map_sdk_error<E: ServiceErrorInfo>(action: &str, err: SdkError<E>) -> Wit
     }
 }
 
-fn classify(code: &str, message: &str, status: Option<u16>) -> ErrorKind {
+pub(crate) fn classify(code: &str, message: &str, status: Option<u16>) -> ErrorKind {
     let lower = message.to_ascii_lowercase();
     if THROTTLING_CODES.contains(&code) || status.is_some_and(|s| s >= 500 || s == 429) {
         ErrorKind::Retryable

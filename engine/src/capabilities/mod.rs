@@ -4,16 +4,33 @@
 //! transcript, the shared AWS error mapping and the resource ledger live here once.
 
 pub mod aws;
+pub mod ec2;
 pub mod ecs;
+#[cfg(feature = "fault-injection")]
+mod faults;
+pub mod iam;
+pub mod ledger;
 pub mod log;
+pub mod logs;
+pub mod s3;
+pub mod secrets;
 
 use crate::events::EventSink;
 use crate::grants::GrantSet;
 use crate::host::bindings::{ErrorKind, WitError};
 use crate::journal::{EventKind, LogLevel, Resource};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// Whether mutating calls are sent (`Apply`) or only recorded (`Plan`, for `wharf plan`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CallMode {
+    #[default]
+    Apply,
+    Plan,
+}
 
 /// What one step attempt may do, and where its calls are recorded.
 pub struct Capabilities {
@@ -22,11 +39,49 @@ pub struct Capabilities {
     grants: GrantSet,
     events: EventSink,
     aws: Arc<aws::Aws>,
+    mode: CallMode,
+    /// The workflow file's directory: relative paths the step names are resolved against it.
+    base_dir: PathBuf,
 }
 
 impl Capabilities {
     pub fn new(run_id: &str, step_id: &str, grants: GrantSet, events: EventSink, aws: Arc<aws::Aws>) -> Self {
-        Capabilities { run_id: run_id.to_string(), step_id: step_id.to_string(), grants, events, aws }
+        Capabilities {
+            run_id: run_id.to_string(),
+            step_id: step_id.to_string(),
+            grants,
+            events,
+            aws,
+            mode: CallMode::Apply,
+            base_dir: PathBuf::new(),
+        }
+    }
+
+    /// The same capabilities resolving relative paths against `dir`.
+    pub fn with_base_dir(mut self, dir: PathBuf) -> Self {
+        self.base_dir = dir;
+        self
+    }
+
+    pub fn base_dir(&self) -> &std::path::Path {
+        &self.base_dir
+    }
+
+    /// The same capabilities in `mode`.
+    pub fn with_mode(mut self, mode: CallMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// For every mutating operation, after `authorize`: in plan mode, records the call it would
+    /// make and returns true, and the caller returns a placeholder result instead of calling AWS.
+    /// Read-only calls are always made for real.
+    pub fn plan(&self, action: &str, resource: &str, detail: &str) -> bool {
+        if self.mode != CallMode::Plan {
+            return false;
+        }
+        self.event(EventKind::Call, format!("PLAN {action} {resource} {detail}"));
+        true
     }
 
     /// Allows the call, or returns a `denied` error naming the grant line to add.
@@ -49,6 +104,14 @@ impl Capabilities {
         E: aws::ServiceErrorInfo,
     {
         let started = Instant::now();
+        #[cfg(feature = "fault-injection")]
+        if let Some(error) = faults::injected(action) {
+            self.event(
+                EventKind::Call,
+                format!("{action} {resource} -> {} {} (injected)", error.kind.as_str(), error.code),
+            );
+            return Err(error);
+        }
         let result = request.await.map_err(|e| aws::map_sdk_error(action, e));
         let outcome = match &result {
             Ok(_) => "ok".to_string(),
@@ -91,6 +154,11 @@ impl Capabilities {
         [("wharf:run", self.run_id.clone()), ("wharf:step", self.step_id.clone())]
     }
 
+    /// The run's journal (for the ledger capability).
+    pub fn journal(&self) -> &Arc<dyn crate::journal::RunJournal> {
+        self.events.journal()
+    }
+
     pub fn aws(&self) -> &aws::Aws {
         &self.aws
     }
@@ -99,4 +167,9 @@ impl Capabilities {
     pub fn event(&self, kind: EventKind, message: String) {
         let _ = self.events.emit(Some(&self.step_id), kind, message);
     }
+}
+
+/// AWS answered without a field it always sends: treat as transient (a retry usually succeeds).
+pub(crate) fn incomplete_response(operation: &str, field: &str) -> WitError {
+    WitError::new(ErrorKind::Retryable, "IncompleteResponse", format!("{operation} returned no `{field}`"))
 }

@@ -51,6 +51,10 @@ fn print_status(s: &RunSnapshot) {
             println!("  {:<22} {}  (step {})", r.kind, r.id, r.step_id);
         }
     }
+    let deleted = s.resources.iter().filter(|r| r.deleted_at_ms.is_some()).count();
+    if deleted > 0 {
+        println!("{deleted} of {} resources this run created are deleted", s.resources.len());
+    }
     if let Some(error) = &s.run.error {
         println!("error: {error}");
     }

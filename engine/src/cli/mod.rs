@@ -2,6 +2,7 @@
 
 mod exit;
 mod inspect;
+mod plan;
 mod progress;
 mod run;
 mod workflow_cmds;
@@ -53,6 +54,27 @@ pub enum Command {
         /// the steps after them run again with the new definition.
         #[arg(long)]
         accept_changes: bool,
+    },
+    /// Deletes everything a run created (its resource ledger), in reverse dependency order.
+    /// Resumable: run it again to continue an interrupted or incomplete teardown.
+    Teardown {
+        run_id: String,
+        /// Keep deleted secrets recoverable for this many days (7-30) instead of deleting at once.
+        #[arg(long, value_name = "DAYS")]
+        secret_recovery_days: Option<u32>,
+        /// Keep CloudWatch log groups.
+        #[arg(long)]
+        keep_log_groups: bool,
+        /// How long to wait for slow deletions, e.g. `10m`.
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
+    /// Shows what a run of the workflow would do: read-only AWS calls are made for real, every
+    /// mutating call is recorded instead of sent. Prints each step's calls and the grants they use.
+    Plan {
+        file: PathBuf,
+        #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+        params: Vec<String>,
     },
     /// Shows a run's steps (the latest run when none is given).
     Status { run_id: Option<String> },
@@ -125,6 +147,15 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
     match &cli.command {
         Command::Run { file, params } => run::run(&cli, file, params),
         Command::Resume { run_id, accept_changes } => run::resume(&cli, run_id, *accept_changes),
+        Command::Teardown { run_id, secret_recovery_days, keep_log_groups, timeout } => {
+            let options = crate::scheduler::TeardownOptions {
+                secret_recovery_days: *secret_recovery_days,
+                keep_log_groups: *keep_log_groups,
+                timeout: *timeout,
+            };
+            run::teardown(&cli, run_id, options)
+        }
+        Command::Plan { file, params } => plan::plan(&cli, file, params),
         Command::Status { run_id } => inspect::status(&cli, run_id.as_deref()),
         Command::Runs => inspect::runs(&cli),
         Command::Logs { run_id, step } => inspect::logs(&cli, run_id, step.as_deref()),

@@ -2,15 +2,28 @@
 
 use super::progress::Progress;
 use super::{Cli, ExitCode, Failure, Output};
+use crate::capabilities::CallMode;
 use crate::host::Host;
 use crate::host::cache::ComponentCache;
 use crate::journal::{JournalError, RunStatus, SledBackend};
-use crate::scheduler::{ResumeOptions, RunError, RunOutcome, Scheduler};
+use crate::scheduler::{ResumeOptions, RunError, RunOutcome, Scheduler, TeardownOptions};
 use crate::workflow::{Workflow, WorkflowError};
+use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 pub fn run(cli: &Cli, file: &Path, params: &[String]) -> Result<ExitCode, Failure> {
+    let (workflow, params) = load_with_params(file, params)?;
+    let concurrency = workflow.concurrency as u32;
+    drive(cli, &cli.state_dir, CallMode::Apply, concurrency, |scheduler| async move {
+        scheduler.start(workflow, params).await
+    })
+    .map(|outcome| report(cli, &outcome))
+}
+
+/// Loads a workflow and type-checks `NAME=VALUE` parameters against it.
+pub(super) fn load_with_params(file: &Path, params: &[String]) -> Result<(Workflow, BTreeMap<String, Value>), Failure> {
     let workflow = Workflow::load(file, &crate::builtin::names()).map_err(workflow_failure)?;
     let given = params
         .iter()
@@ -21,17 +34,34 @@ pub fn run(cli: &Cli, file: &Path, params: &[String]) -> Result<ExitCode, Failur
         })
         .collect::<Result<Vec<_>, _>>()?;
     let params = workflow.resolve_params(&given).map_err(workflow_failure)?;
-    let concurrency = workflow.concurrency as u32;
-    drive(cli, concurrency, |scheduler| async move { scheduler.start(workflow, params).await })
+    Ok((workflow, params))
+}
+
+pub fn teardown(cli: &Cli, run_id: &str, options: TeardownOptions) -> Result<ExitCode, Failure> {
+    drive(
+        cli,
+        &cli.state_dir,
+        CallMode::Apply,
+        4,
+        |scheduler| async move { scheduler.teardown(run_id, &options).await },
+    )
+    .map(|outcome| report(cli, &outcome))
 }
 
 pub fn resume(cli: &Cli, run_id: &str, accept_changes: bool) -> Result<ExitCode, Failure> {
     let options = ResumeOptions { accept_changes };
-    drive(cli, 16, |scheduler| async move { scheduler.resume(run_id, &options).await })
+    drive(cli, &cli.state_dir, CallMode::Apply, 16, |scheduler| async move { scheduler.resume(run_id, &options).await })
+        .map(|outcome| report(cli, &outcome))
 }
 
-/// Sets up the runtime, host, state and progress view, then runs `f` and reports its outcome.
-fn drive<F, Fut>(cli: &Cli, concurrency: u32, f: F) -> Result<ExitCode, Failure>
+/// Sets up the runtime, host, state and progress view, then runs `f`.
+pub(super) fn drive<F, Fut>(
+    cli: &Cli,
+    state_dir: &Path,
+    mode: CallMode,
+    concurrency: u32,
+    f: F,
+) -> Result<RunOutcome, Failure>
 where
     F: FnOnce(Scheduler) -> Fut,
     Fut: Future<Output = Result<RunOutcome, RunError>>,
@@ -40,19 +70,24 @@ where
         .enable_all()
         .build()
         .map_err(|e| Failure::new(ExitCode::State, format!("cannot start the async runtime: {e}")))?;
-    let backend = SledBackend::new(&cli.state_dir).map_err(journal_failure)?;
+    let backend = SledBackend::new(state_dir).map_err(journal_failure)?;
     let host = Host::new(ComponentCache::new(cli.cache_dir()), concurrency)
         .map_err(|e| Failure::new(ExitCode::Plugin, format!("cannot start the WebAssembly engine: {e:#}")))?;
     let progress = Arc::new(Progress::new(cli.output == Output::Json));
-    let scheduler = Scheduler::new(Arc::new(host), Arc::new(backend), progress.clone());
+    let mut scheduler = Scheduler::new(Arc::new(host), Arc::new(backend), progress.clone());
+    scheduler.mode = mode;
     let result = runtime.block_on(f(scheduler));
     progress.finish();
-    let outcome = result.map_err(run_failure)?;
-    report(cli, &outcome);
-    Ok(if outcome.status == RunStatus::Succeeded { ExitCode::Success } else { ExitCode::RunFailed })
+    result.map_err(run_failure)
 }
 
-fn report(cli: &Cli, outcome: &RunOutcome) {
+/// Prints a drive's outcome and returns the exit code it means.
+fn report(cli: &Cli, outcome: &RunOutcome) -> ExitCode {
+    print_outcome(cli, outcome);
+    if outcome.status == RunStatus::Succeeded { ExitCode::Success } else { ExitCode::RunFailed }
+}
+
+fn print_outcome(cli: &Cli, outcome: &RunOutcome) {
     if cli.output == Output::Json {
         let json = serde_json::json!({
             "run_id": outcome.run_id,

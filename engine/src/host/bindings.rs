@@ -7,7 +7,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use wharf::plugin::types::{Error as WitError, ErrorKind};
+pub use self::wharf::plugin::types::{Error as WitError, ErrorKind};
 
 impl WitError {
     /// An error of `kind` with no HTTP status.

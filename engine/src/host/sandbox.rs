@@ -4,11 +4,12 @@
 use super::bindings::{StepContext, StepPre, WitError};
 use super::engine::EPOCH_TICK;
 use crate::capabilities::Capabilities;
+use std::path::PathBuf;
 use std::time::Duration;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 /// How much of a guest's stderr (panic messages) is kept for the error report.
 const STDERR_CAPACITY: usize = 64 * 1024;
@@ -55,15 +56,32 @@ pub struct SandboxState {
 impl SandboxState {
     /// A sandbox with no ambient authority: no env, args, preopens, sockets or name lookups.
     pub fn new(caps: Option<Capabilities>, memory_bytes: u64) -> Self {
+        Self::with_dirs(caps, memory_bytes, &[]).expect("no directories to open")
+    }
+
+    /// Like [`SandboxState::new`], plus read-only directories granted by `fs:Read` lines:
+    /// `(host path, path the guest sees)`.
+    pub fn with_dirs(
+        caps: Option<Capabilities>,
+        memory_bytes: u64,
+        read_only_dirs: &[(PathBuf, String)],
+    ) -> std::io::Result<Self> {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
-        let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).stdout(stderr.clone()).build();
-        SandboxState {
+        let mut builder = WasiCtxBuilder::new();
+        builder.stderr(stderr.clone()).stdout(stderr.clone());
+        for (host, guest) in read_only_dirs {
+            builder
+                .preopened_dir(host, guest, FsPerms::ReadOnly)
+                .map_err(|e| std::io::Error::other(format!("cannot grant directory {}: {e:#}", host.display())))?;
+        }
+        let wasi = builder.build();
+        Ok(SandboxState {
             wasi,
             table: ResourceTable::new(),
             memory: MemoryCap { limit: memory_bytes, exceeded: None },
             stderr,
             caps,
-        }
+        })
     }
 
     /// The step's capabilities, or a `denied` error outside a step run.

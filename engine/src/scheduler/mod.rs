@@ -7,10 +7,13 @@
 mod backoff;
 pub mod changes;
 mod step;
+mod teardown;
 
 pub use changes::StepChange;
 pub use step::idempotency_key;
+pub use teardown::{TEARDOWN_STEP, TeardownOptions};
 
+use crate::capabilities::CallMode;
 use crate::capabilities::aws::{Aws, AwsSettings};
 use crate::events::{EventSink, Observer};
 use crate::host::{Host, Plugin, PluginError};
@@ -72,6 +75,7 @@ pub(crate) struct RunContext {
     journal: Arc<dyn RunJournal>,
     events: EventSink,
     aws: Arc<Aws>,
+    mode: CallMode,
 }
 
 /// Starts and resumes runs.
@@ -81,11 +85,13 @@ pub struct Scheduler {
     observer: Arc<dyn Observer>,
     /// SDK attempts per AWS call (below step retries).
     pub aws_max_attempts: u32,
+    /// `Plan` records mutating AWS calls instead of sending them (`wharf plan`).
+    pub mode: CallMode,
 }
 
 impl Scheduler {
     pub fn new(host: Arc<Host>, backend: Arc<dyn StateBackend>, observer: Arc<dyn Observer>) -> Self {
-        Scheduler { host, backend, observer, aws_max_attempts: 3 }
+        Scheduler { host, backend, observer, aws_max_attempts: 3, mode: CallMode::Apply }
     }
 
     /// Starts a new run of `workflow` with resolved `params`.
@@ -168,6 +174,20 @@ impl Scheduler {
         self.drive(journal, events, Arc::new(workflow), run.params.clone(), plugins, rerun).await
     }
 
+    /// What the steps of one drive share.
+    fn context(
+        &self,
+        journal: Arc<dyn RunJournal>,
+        events: EventSink,
+        workflow: Arc<Workflow>,
+        params: BTreeMap<String, Value>,
+        plugins: HashMap<String, Arc<Plugin>>,
+    ) -> Result<Arc<RunContext>, RunError> {
+        let run_id = journal.run().id;
+        let aws = Arc::new(Aws::new(aws_settings(&workflow, &params, &run_id, self.aws_max_attempts)?));
+        Ok(Arc::new(RunContext { run_id, workflow, params, plugins, journal, events, aws, mode: self.mode }))
+    }
+
     async fn load_plugins(&self, workflow: &Workflow) -> Result<HashMap<String, Arc<Plugin>>, PluginError> {
         let mut plugins = HashMap::new();
         for step in &workflow.steps {
@@ -186,17 +206,8 @@ impl Scheduler {
         rerun: BTreeSet<String>,
     ) -> Result<RunOutcome, RunError> {
         let run_id = journal.run().id;
-        let aws = Arc::new(Aws::new(aws_settings(&workflow, &params, &run_id, self.aws_max_attempts)?));
         let (mut outputs, prior) = recorded_progress(journal.as_ref(), &rerun)?;
-        let ctx = Arc::new(RunContext {
-            run_id: run_id.clone(),
-            workflow: workflow.clone(),
-            params,
-            plugins,
-            journal: journal.clone(),
-            events: events.clone(),
-            aws,
-        });
+        let ctx = self.context(journal.clone(), events.clone(), workflow.clone(), params, plugins)?;
 
         let mut pending: Vec<String> =
             workflow.topo_order().into_iter().filter(|id| !outputs.contains_key(*id)).map(str::to_string).collect();

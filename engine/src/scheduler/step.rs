@@ -9,11 +9,12 @@ use crate::host::bindings::{ErrorKind, StepContext};
 use crate::host::sandbox::SandboxState;
 use crate::host::{AttemptError, AttemptLimits};
 use crate::journal::{AttemptRecord, AttemptStatus, EventKind, StepError};
-use crate::workflow::template::{TemplateContext, render_str, render_value};
+use crate::workflow::template::{Reference, TemplateContext, references, render_str, render_value};
 use crate::workflow::{PluginRef, Step};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// How a step ended in this drive.
@@ -67,6 +68,7 @@ async fn run_step_inner(
         message: e.to_string(),
     })?;
 
+    let dirs = read_only_dirs(&grants, &workflow_dir(ctx))?;
     let input_json = serde_json::to_string(&inputs).expect("JSON values serialize");
     let input_hash = hex::encode(Sha256::digest(input_json.as_bytes()));
     let limits = AttemptLimits { memory_bytes: step.memory_limit, timeout: step.timeout };
@@ -95,16 +97,21 @@ async fn run_step_inner(
         );
         ctx.journal.flush().map_err(state_error)?;
 
-        let caps = Capabilities::new(&ctx.run_id, step_id, grants.clone(), ctx.events.clone(), ctx.aws.clone());
+        let caps = Capabilities::new(&ctx.run_id, step_id, grants.clone(), ctx.events.clone(), ctx.aws.clone())
+            .with_base_dir(workflow_dir(ctx))
+            .with_mode(ctx.mode);
         let context = StepContext {
             run_id: ctx.run_id.clone(),
             step_id: step_id.to_string(),
             attempt,
             idempotency_key: idempotency_key(&ctx.run_id, step_id),
             in_doubt,
+            planning: ctx.mode == crate::capabilities::CallMode::Plan,
             inputs: input_json.clone(),
         };
-        let result = plugin.run_attempt(SandboxState::new(Some(caps), limits.memory_bytes), &limits, context).await;
+        let sandbox = SandboxState::with_dirs(Some(caps), limits.memory_bytes, &dirs)
+            .map_err(|e| invalid("DirectoryGrant", e.to_string()))?;
+        let result = plugin.run_attempt(sandbox, &limits, context).await;
         record.finished_at_ms = Some(crate::now_ms());
 
         let (error, retryable) = match result {
@@ -178,7 +185,8 @@ fn step_grants(
     }
     if matches!(step.plugin, PluginRef::Builtin(_)) {
         let with_inputs = TemplateContext { with: Some(inputs), ..*templates };
-        for line in declared {
+        // A declared grant about an optional input the step does not use is not needed.
+        for line in declared.iter().filter(|line| uses_only_given_inputs(line, inputs)) {
             lines.push(
                 render_str(line, &with_inputs)
                     .map_err(|e| invalid("TemplateError", format!("declared grant `{line}`: {e}")))?,
@@ -190,6 +198,44 @@ fn step_grants(
         .map(|l| Grant::parse(l).map_err(|e| invalid("InvalidGrant", e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(GrantSet::new(&step.id, grants))
+}
+
+/// The workflow file's directory: relative paths in grants and inputs are relative to it.
+fn workflow_dir(ctx: &RunContext) -> PathBuf {
+    let dir = ctx.workflow.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+/// Directories granted read-only with `fs:Read <dir>` lines: the guest sees each at the path the
+/// grant names, and nothing else of the file system.
+fn read_only_dirs(grants: &GrantSet, base: &Path) -> Result<Vec<(PathBuf, String)>, StepError> {
+    let mut dirs = Vec::new();
+    for grant in grants.grants().iter().filter(|g| g.action == "fs:Read") {
+        if grant.resource.contains('*') {
+            return Err(invalid(
+                "DirectoryGrant",
+                format!("`fs:Read {}`: name one directory, without `*`", grant.resource),
+            ));
+        }
+        let host = base.join(&grant.resource);
+        if !host.is_dir() {
+            return Err(invalid(
+                "DirectoryGrant",
+                format!("`fs:Read {}`: {} is not a directory", grant.resource, host.display()),
+            ));
+        }
+        dirs.push((host, grant.resource.clone()));
+    }
+    Ok(dirs)
+}
+
+/// False when `line` refers to a `${with.NAME}` input that is absent or null.
+fn uses_only_given_inputs(line: &str, inputs: &Value) -> bool {
+    let Ok(refs) = references(line) else { return true };
+    refs.iter().all(|r| match r {
+        Reference::With(path) => path.iter().try_fold(inputs, |v, key| v.get(key)).is_some_and(|v| !v.is_null()),
+        _ => true,
+    })
 }
 
 fn parse_outputs(raw: &str) -> Result<Value, StepError> {

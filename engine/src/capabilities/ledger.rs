@@ -1,0 +1,73 @@
+//! `ledger`: the run's resource ledger as plugins see it. A plugin can delete only what the
+//! ledger lists, which is how teardown never touches anything the run did not create.
+
+use super::Capabilities;
+use crate::host::bindings::wharf::plugin::ledger::{DeleteOptions, DeleteOutcome, Entry, Host};
+use crate::host::bindings::{ErrorKind, WitError};
+use crate::host::sandbox::SandboxState;
+use crate::journal;
+
+impl Host for SandboxState {
+    async fn entries(&mut self) -> Result<Vec<Entry>, WitError> {
+        let caps = self.caps()?;
+        Ok(ledger(caps)?.iter().map(to_wit).collect())
+    }
+
+    async fn delete(&mut self, kind: String, id: String, options: DeleteOptions) -> Result<DeleteOutcome, WitError> {
+        let caps = self.caps()?;
+        caps.authorize("ledger:Delete", &kind)?;
+        let resource = ledger(caps)?.into_iter().find(|r| r.kind == kind && r.id == id).ok_or_else(|| {
+            WitError::new(ErrorKind::InvalidInput, "NotInLedger", format!("{kind} {id} was not created by this run"))
+        })?;
+        if resource.deleted_at_ms.is_some() {
+            return Ok(DeleteOutcome::AlreadyGone);
+        }
+        if caps.plan(&format!("delete {kind}"), &id, "") {
+            return Ok(DeleteOutcome::Deleted);
+        }
+        let days = options.secret_recovery_days;
+        let outcome = match kind.split_once(':').map(|(service, _)| service) {
+            Some("ecs") => super::ecs::delete(caps, &resource, days).await?,
+            Some("ec2") => super::ec2::delete(caps, &resource, days).await?,
+            Some("iam") => super::iam::delete(caps, &resource, days).await?,
+            Some("secretsmanager") => super::secrets::delete(caps, &resource, days).await?,
+            Some("logs") => super::logs::delete(caps, &resource, days).await?,
+            _ => {
+                return Err(WitError::new(
+                    ErrorKind::Permanent,
+                    "UnknownKind",
+                    format!("this wharf cannot delete resources of kind {kind}"),
+                ));
+            }
+        };
+        if matches!(outcome, DeleteOutcome::Deleted | DeleteOutcome::AlreadyGone) {
+            let journal = caps.journal();
+            journal.mark_resource_deleted(&kind, &id).and_then(|_| journal.flush()).map_err(|e| {
+                WitError::new(
+                    ErrorKind::Retryable,
+                    "StateWriteFailed",
+                    format!("could not mark {kind} {id} deleted: {e}"),
+                )
+            })?;
+        }
+        Ok(outcome)
+    }
+}
+
+fn ledger(caps: &Capabilities) -> Result<Vec<journal::Resource>, WitError> {
+    caps.journal().resources().map_err(|e| {
+        WitError::new(ErrorKind::Retryable, "StateReadFailed", format!("could not read the run ledger: {e}"))
+    })
+}
+
+fn to_wit(r: &journal::Resource) -> Entry {
+    Entry {
+        kind: r.kind.clone(),
+        id: r.id.clone(),
+        name: r.name.clone(),
+        step_id: r.step_id.clone(),
+        created_at_ms: r.created_at_ms,
+        deleted: r.deleted_at_ms.is_some(),
+        attributes: r.attributes.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+    }
+}
