@@ -1,0 +1,38 @@
+//! Fargate's valid CPU/memory combinations (checked here because ECS's own error is vague and
+//! emulators accept anything).
+
+use wharf_plugin_sdk::Error;
+
+/// Memory (MiB) Fargate allows for a CPU size: explicit values or an inclusive stepped range.
+fn valid_memory(cpu: u32) -> Option<Vec<u32>> {
+    let range = |from: u32, to: u32, step: u32| (from..=to).step_by(step as usize).collect();
+    Some(match cpu {
+        256 => vec![512, 1024, 2048],
+        512 => range(1024, 4096, 1024),
+        1024 => range(2048, 8192, 1024),
+        2048 => range(4096, 16384, 1024),
+        4096 => range(8192, 30720, 1024),
+        8192 => range(16384, 61440, 4096),
+        16384 => range(32768, 122880, 8192),
+        _ => return None,
+    })
+}
+
+/// Ok when `cpu`/`memory` is a Fargate size; otherwise says what would be valid.
+pub fn check_size(cpu: u32, memory: u32) -> Result<(), Error> {
+    let Some(valid) = valid_memory(cpu) else {
+        return Err(Error::invalid_input(format!(
+            "cpu {cpu} is not a Fargate size: use 256, 512, 1024, 2048, 4096, 8192 or 16384"
+        )));
+    };
+    if valid.contains(&memory) {
+        return Ok(());
+    }
+    let list = if valid.len() <= 4 {
+        valid.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+    } else {
+        let step = valid[1] - valid[0];
+        format!("{} to {} in steps of {step}", valid[0], valid[valid.len() - 1])
+    };
+    Err(Error::invalid_input(format!("memory {memory} is not valid with cpu {cpu} on Fargate: use {list} (MiB)")))
+}

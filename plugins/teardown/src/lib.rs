@@ -1,0 +1,126 @@
+//! `teardown`: deletes exactly what a run's ledger lists, in reverse dependency order.
+//!
+//! The ledger capability only deletes resources the run created, so this plugin cannot touch
+//! anything else. Deletions already done (by an earlier, interrupted teardown) are skipped;
+//! "already gone" counts as deleted; what cannot be deleted is reported with its reason.
+
+mod order;
+
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+use wharf_plugin_sdk::ledger::{self, DeleteOptions, DeleteOutcome};
+use wharf_plugin_sdk::{Context, Error, Step, log};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    /// Days Secrets Manager keeps deleted secrets recoverable (7-30); absent deletes at once.
+    #[serde(default)]
+    pub secret_recovery_days: Option<u32>,
+    /// Keep CloudWatch log groups (their logs outlive the deployment).
+    #[serde(default)]
+    pub keep_log_groups: bool,
+    /// How long to wait for slow deletions (draining services, detaching network interfaces).
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+fn default_timeout_secs() -> u64 {
+    600
+}
+
+#[derive(Serialize, Debug, PartialEq)]
+pub struct Leftover {
+    pub kind: String,
+    pub id: String,
+    pub reason: String,
+}
+
+#[derive(Serialize, Debug)]
+pub struct Output {
+    pub deleted: u32,
+    pub already_gone: u32,
+    pub kept: Vec<String>,
+}
+
+pub struct Teardown;
+
+impl Step for Teardown {
+    type Input = Input;
+    type Output = Output;
+    const NAME: &'static str = "teardown";
+    const DESCRIPTION: &'static str = "Deletes what the run created, in reverse dependency order.";
+    const GRANTS: &'static [&'static str] = &["ledger:Delete *"];
+
+    fn run(_ctx: &Context, input: Input) -> Result<Output, Error> {
+        if let Some(days) = input.secret_recovery_days {
+            if !(7..=30).contains(&days) {
+                return Err(Error::invalid_input(
+                    "`secret_recovery_days` must be between 7 and 30 (or absent to delete at once)",
+                ));
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(input.timeout_secs);
+        let options = DeleteOptions { secret_recovery_days: input.secret_recovery_days };
+        let mut output = Output { deleted: 0, already_gone: 0, kept: vec![] };
+        let mut leftovers = Vec::new();
+
+        let live: Vec<_> = ledger::entries()?.into_iter().filter(|r| !r.deleted).collect();
+        for resource in order::teardown_order(live) {
+            if input.keep_log_groups && resource.kind == "logs:log-group" {
+                output.kept.push(resource.id.clone());
+                continue;
+            }
+            match delete_until_done(&resource.kind, &resource.id, &options, deadline) {
+                Ok(DeleteOutcome::AlreadyGone) => output.already_gone += 1,
+                Ok(_) => output.deleted += 1,
+                Err(reason) => {
+                    log::warn(&format!("could not delete {} {}: {reason}", resource.kind, resource.id));
+                    leftovers.push(Leftover { kind: resource.kind, id: resource.id, reason });
+                }
+            }
+        }
+        if !leftovers.is_empty() {
+            let list: Vec<String> = leftovers.iter().map(|l| format!("{} {} ({})", l.kind, l.id, l.reason)).collect();
+            return Err(Error::retryable(
+                "Leftovers",
+                format!(
+                    "{} resource(s) could not be deleted yet: {}; deleted so far are recorded, run teardown again to continue",
+                    leftovers.len(),
+                    list.join("; ")
+                ),
+            ));
+        }
+        log::info(&format!("deleted {}, already gone {}", output.deleted, output.already_gone));
+        Ok(output)
+    }
+}
+
+/// Deletes one resource, calling again with backoff while the deletion is pending.
+fn delete_until_done(
+    kind: &str,
+    id: &str,
+    options: &DeleteOptions,
+    deadline: Instant,
+) -> Result<DeleteOutcome, String> {
+    let mut wait = Duration::from_secs(2);
+    loop {
+        match ledger::delete(kind, id, DeleteOptions { secret_recovery_days: options.secret_recovery_days }) {
+            Ok(DeleteOutcome::Pending(why)) => {
+                if Instant::now() + wait > deadline {
+                    return Err(format!("still pending at the deadline: {why}"));
+                }
+                log::progress(&format!("{kind} {id}: {why}; checking again in {}s", wait.as_secs()));
+                std::thread::sleep(wait);
+                wait = (wait * 3 / 2).min(Duration::from_secs(15));
+            }
+            Ok(done) => {
+                log::info(&format!("{kind} {id}: deleted"));
+                return Ok(done);
+            }
+            Err(e) => return Err(format!("{}: {}", e.code, e.message)),
+        }
+    }
+}
+
+wharf_plugin_sdk::export_step!(Teardown);
