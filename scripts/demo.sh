@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the example workflow end to end against the local emulators: installs and starts them,
-# builds wharf, runs workflows/ecs-example.toml, then shows the run and what it created.
+# Runs workflows/ecs-example.toml end to end against the local emulators: installs and starts
+# them, builds wharf, deploys, plays the container's part (moto never runs containers), verifies,
+# shows the run, then tears everything down and shows that nothing the run created remains.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,12 +9,45 @@ rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup ta
 scripts/emulators.sh install
 scripts/emulators.sh start
 eval "$(scripts/emulators.sh env)"
+python="${WHARF_TOOLS_DIR:-$HOME/.cache/wharf/tools}/moto-venv/bin/python"
 
 cargo build -p wharf
 wharf="${CARGO_TARGET_DIR:-target}/debug/wharf"
 state_dir="${WHARF_STATE_DIR:-.wharf-demo}"
+w() { "$wharf" --state-dir "$state_dir" "$@"; }
 
-"$wharf" --state-dir "$state_dir" validate workflows/ecs-example.toml
-"$wharf" --state-dir "$state_dir" run workflows/ecs-example.toml "$@"
-"$wharf" --state-dir "$state_dir" status
+# The tutorial assumes the bucket exists; the registry credentials come from the environment.
+"$python" -c "import boto3; boto3.client('s3').create_bucket(Bucket='projectjz')" 2>/dev/null || true
+export REGISTRY_USERNAME=demo-user REGISTRY_PASSWORD=demo-password-not-a-real-one
+
+w validate workflows/ecs-example.toml
+w run workflows/ecs-example.toml --param image=docker.io/example/ecs-example:v1 "$@" &
+wharf_pid=$!
+
+# Once the service is deployed and verify-s3 waits for the object, do the container's job.
+step_output() { # STEP FIELD: an output of the latest run's step, empty until it exists
+  w --output json status 2>/dev/null | "$python" -c "
+import json, sys
+s = json.load(sys.stdin)
+for st in s.get('steps', []):
+    if st['step_id'] == '$1' and st['last'].get('outputs'):
+        print(st['last']['outputs'].get('$2', ''))" 2>/dev/null || true
+}
+started() { w --output json status 2>/dev/null | grep -q '"step_id": "verify"'; }
+for _ in $(seq 1 600); do
+  started && break
+  kill -0 "$wharf_pid" 2>/dev/null || break
+  sleep 0.5
+done
+if started; then
+  "$python" scripts/play-container.py "$(step_output roles task_role_arn)" projectjz ecs-example/sample.txt \
+    workflows/app/model/sample.txt
+fi
+wait "$wharf_pid"
+
+run_id=$(w --output json status | "$python" -c "import json,sys; print(json.load(sys.stdin)['run']['id'])")
+w status "$run_id"
+echo "== tearing down run $run_id"
+w teardown "$run_id"
+w status "$run_id"
 echo "State is in $state_dir. The emulators keep running; stop them with scripts/emulators.sh stop."

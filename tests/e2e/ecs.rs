@@ -3,16 +3,31 @@
 
 use wharf_tests::{Scratch, ecs_client, text, unique};
 
-fn example_workflow() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows/ecs-example.toml")
-}
+const CLUSTER_WORKFLOW: &str = r#"
+name = "cluster-only"
+
+[params.cluster]
+type = "string"
+
+[params.container_insights]
+type = "boolean"
+default = false
+
+[aws]
+region = "us-east-1"
+
+[[steps]]
+id = "cluster"
+plugin = "create-cluster"
+with = { name = "${params.cluster}", container_insights = "${params.container_insights}", network = "default-vpc" }
+"#;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn create_cluster_creates_tags_and_ledgers_the_cluster_then_rerun_adopts_it() {
     let ecs = ecs_client().await;
     let s = Scratch::new();
     let name = unique("wharf-e2e");
-    let wf = example_workflow();
+    let wf = s.workflow("cluster.toml", CLUSTER_WORKFLOW);
     let args =
         ["run", wf.to_str().unwrap(), "--param", &format!("cluster={name}"), "--param", "container_insights=true"];
 
@@ -38,12 +53,15 @@ async fn create_cluster_creates_tags_and_ledgers_the_cluster_then_rerun_adopts_i
     let run_tag = cluster.tags().iter().find(|t| t.key() == Some("wharf:run"));
     assert_eq!(run_tag.and_then(|t| t.value()), Some(run_id.as_str()), "{:?}", cluster.tags());
 
-    // The run's ledger lists exactly what it created.
+    // The run's ledger lists exactly what it created: the tasks' security group in the default
+    // VPC, and the cluster.
     let status = s.json(&["status", &run_id]);
     let resources = status["resources"].as_array().unwrap();
-    assert_eq!(resources.len(), 1, "{status:#}");
-    assert_eq!(resources[0]["kind"], "ecs:cluster");
-    assert_eq!(resources[0]["id"], arn.as_str());
+    let kinds: Vec<&str> = resources.iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["ec2:security-group", "ecs:cluster"], "{status:#}");
+    assert_eq!(resources[1]["id"], arn.as_str());
+    let sg = result["outputs"]["cluster"]["security_group_id"].as_str().unwrap();
+    assert_eq!(resources[0]["id"], sg);
 
     // A second run finds the cluster and creates nothing.
     let again = s.json(&args);

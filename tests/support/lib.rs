@@ -93,11 +93,33 @@ pub fn moto_endpoint() -> String {
     })
 }
 
+/// Wipes all of moto's state (`POST /moto-api/reset`).
+pub fn reset_moto() {
+    use std::io::{Read, Write};
+    let endpoint = moto_endpoint();
+    let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut conn = std::net::TcpStream::connect(host).expect("connect to moto");
+    write!(conn, "POST /moto-api/reset HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "moto reset failed: {response}");
+}
+
+/// SDK configuration for moto (the endpoint and test credentials come from the environment).
+pub async fn aws_config() -> aws_config::SdkConfig {
+    moto_endpoint();
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
+}
+
 /// An ECS client talking to moto, configured like wharf's own clients.
 pub async fn ecs_client() -> aws_sdk_ecs::Client {
-    moto_endpoint();
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-    aws_sdk_ecs::Client::new(&config)
+    aws_sdk_ecs::Client::new(&aws_config().await)
+}
+
+/// An S3 client for moto (path-style addressing, as moto needs).
+pub async fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(config).force_path_style(true).build())
 }
 
 /// A name unique to this test process and call, so tests sharing one moto never collide.
