@@ -47,12 +47,7 @@ impl RunLock {
                 Err(e) => return Err(io(e)),
             }
         }
-        let owner = LockOwner {
-            pid: std::process::id(),
-            hostname: hostname(),
-            command: command_line(),
-            acquired_at_ms: now_ms(),
-        };
+        let owner = current_owner(now_ms());
         let json = serde_json::to_vec(&owner)?;
         (|| {
             file.set_len(0)?;
@@ -99,9 +94,26 @@ pub(crate) fn probe(path: &Path) -> Result<Option<LockOwner>, JournalError> {
                 }
                 sleep(Duration::from_millis(10));
             }
-            Ok(Some(LockOwner { pid: 0, hostname: "unknown".into(), command: "unknown".into(), acquired_at_ms: 0 }))
+            Ok(Some(LockOwner {
+                pid: 0,
+                hostname: "unknown".into(),
+                command: "unknown".into(),
+                acquired_at_ms: 0,
+                lease_expires_at_ms: None,
+            }))
         }
         Err(source) => Err(JournalError::Io { path: path.to_path_buf(), source }),
+    }
+}
+
+/// This process as a lock owner (also used by the S3 lease).
+pub(crate) fn current_owner(acquired_at_ms: u64) -> LockOwner {
+    LockOwner {
+        pid: std::process::id(),
+        hostname: hostname(),
+        command: command_line(),
+        acquired_at_ms,
+        lease_expires_at_ms: None,
     }
 }
 

@@ -10,9 +10,13 @@
 //! drive different runs at once, and a corrupted run never takes the others down. Readers (`wharf runs`,
 //! `wharf status`) never open sled; they read `snapshot.json`, which works while another process drives the run.
 //!
-//! Storage sits behind [`StateBackend`] / [`RunJournal`] so another backend (S3) can be added later.
+//! Storage sits behind [`StateBackend`] / [`RunJournal`]; [`S3Backend`] keeps the same journal in an S3
+//! bucket for teams and CI fleets (see `s3.rs` and docs/state.md).
 
 mod lock;
+mod s3;
+mod s3_lock;
+mod s3_store;
 mod sled;
 mod snapshot;
 #[cfg(test)]
@@ -26,6 +30,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+pub use self::s3::S3Backend;
+pub use self::s3_store::S3Location;
 pub use self::sled::SledBackend;
 
 /// Where run state lives. Implementations must let readers see runs that other processes are driving.
@@ -45,6 +51,27 @@ pub trait StateBackend: Send + Sync {
     }
     /// One run's snapshot, readable while locked by another process.
     fn read_run(&self, run_id: &str) -> Result<RunSnapshot, JournalError>;
+    /// Everything recorded about a run (migration). Takes the run's lock while reading, so a run being
+    /// driven is refused rather than copied half-way.
+    fn export_run(&self, run_id: &str) -> Result<RunDump, JournalError> {
+        let j = self.open_run(run_id)?;
+        Ok(RunDump { run: j.run(), attempts: j.attempts()?, events: j.events(None, None)?, resources: j.resources()? })
+    }
+    /// Writes a complete run exactly as given (migration): timestamps, event seqs and ledger order are
+    /// kept. [`JournalError::AlreadyExists`] if the id is taken.
+    fn import_run(&self, dump: RunDump) -> Result<(), JournalError>;
+}
+
+/// A whole run, as moved between backends by `wharf state migrate`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunDump {
+    pub run: RunRecord,
+    /// Ordered by step id, then attempt.
+    pub attempts: Vec<AttemptRecord>,
+    /// In seq order.
+    pub events: Vec<Event>,
+    /// In creation order.
+    pub resources: Vec<Resource>,
 }
 
 /// A run opened for driving. Holding one means holding the run's lock; dropping the last `Arc` releases it.
@@ -192,6 +219,9 @@ pub struct LockOwner {
     pub hostname: String,
     pub command: String,
     pub acquired_at_ms: u64,
+    /// S3 backend: when the holder's lease runs out unless it renews it (a dead holder's lock is free then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_expires_at_ms: Option<u64>,
 }
 
 /// Read-only view of a run (the content of `snapshot.json`, plus a live lock probe).
@@ -263,28 +293,42 @@ pub enum JournalError {
     NotFound { run_id: String, known: Vec<String> },
     #[error("run {run_id} already exists; pick another run id")]
     AlreadyExists { run_id: String },
+    #[error("state in {location}: {detail}")]
+    S3 { location: String, detail: String },
+    /// The S3 lock was taken over or broken while this process held it: it must stop writing.
+    #[error("{detail}")]
+    LockLost { run_id: String, detail: String },
     #[error("could not encode journal record: {0}")]
     Encode(#[from] serde_json::Error),
 }
 
 fn locked_message(run_id: &str, owner: Option<&LockOwner>) -> String {
     match owner {
-        Some(o) => format!(
-            "run {run_id} is being driven by pid {} on {} (`{}` since {}); wait for it or stop that process",
-            o.pid,
-            o.hostname,
-            o.command,
-            format_ms(o.acquired_at_ms)
-        ),
+        Some(o) => {
+            let lease = match o.lease_expires_at_ms {
+                Some(t) => format!(
+                    "; its lease expires at {} unless renewed, so if that process is dead, retry after that",
+                    format_ms(t)
+                ),
+                None => String::new(),
+            };
+            format!(
+                "run {run_id} is being driven by pid {} on {} (`{}` since {}); wait for it or stop that process{lease}",
+                o.pid,
+                o.hostname,
+                o.command,
+                format_ms(o.acquired_at_ms)
+            )
+        }
         None => format!("run {run_id} is being driven by another process; wait for it or stop that process"),
     }
 }
 
 fn not_found_message(run_id: &str, known: &[String]) -> String {
     if known.is_empty() {
-        format!("run {run_id} not found: no runs are recorded in this state directory (check --state-dir)")
+        format!("run {run_id} not found: no runs are recorded in this state (check --state-dir or --state)")
     } else {
-        format!("run {run_id} not found; recent runs: {} (check the id or --state-dir)", known.join(", "))
+        format!("run {run_id} not found; recent runs: {} (check the id, --state-dir or --state)", known.join(", "))
     }
 }
 

@@ -76,8 +76,10 @@ impl SledBackend {
     }
 }
 
-impl StateBackend for SledBackend {
-    fn create_run(&self, mut run: RunRecord) -> Result<Arc<dyn RunJournal>, JournalError> {
+impl SledBackend {
+    /// Claims the id and writes the run record; `stamp` sets `updated_at_ms` to now (a new run), without it
+    /// the record is kept as given (an imported run).
+    fn create(&self, mut run: RunRecord, stamp: bool) -> Result<SledJournal, JournalError> {
         let dir = self.run_dir(&run.id);
         if !valid_run_id(&run.id) {
             let msg = "run ids may contain only ASCII letters, digits, `-`, `_` and `.`, and not start with `.`";
@@ -97,19 +99,53 @@ impl StateBackend for SledBackend {
             if run.created_at_ms == 0 {
                 run.created_at_ms = now;
             }
-            run.updated_at_ms = now;
+            if stamp {
+                run.updated_at_ms = now;
+            }
             let journal = SledJournal::open(dir.clone(), lock, Some(run))?;
             journal.flush()?;
             Ok(journal)
         })();
-        match result {
-            Ok(j) => Ok(Arc::new(j)),
-            Err(e) => {
-                // We created the directory and it never held a usable run: do not leave a "corrupt" run behind.
-                let _ = fs::remove_dir_all(&dir);
-                Err(e)
-            }
+        if result.is_err() {
+            // We created the directory and it never held a usable run: do not leave a "corrupt" run behind.
+            let _ = fs::remove_dir_all(&dir);
         }
+        result
+    }
+}
+
+impl StateBackend for SledBackend {
+    fn create_run(&self, run: RunRecord) -> Result<Arc<dyn RunJournal>, JournalError> {
+        Ok(Arc::new(self.create(run, true)?))
+    }
+
+    fn import_run(&self, dump: super::RunDump) -> Result<(), JournalError> {
+        let dir = self.run_dir(&dump.run.id);
+        let journal = self.create(dump.run, false)?;
+        let result = (|| {
+            let err = |e| journal.sled_err(e);
+            for a in &dump.attempts {
+                journal.put_attempt(a)?;
+            }
+            for e in &dump.events {
+                journal.events.insert(e.seq.to_be_bytes(), serde_json::to_vec(e)?).map_err(err)?;
+            }
+            for (order, r) in dump.resources.iter().enumerate() {
+                let entry = LedgerEntry { order: order as u64, resource: r.clone() };
+                journal.resources.insert(resource_key(&r.kind, &r.id), serde_json::to_vec(&entry)?).map_err(err)?;
+            }
+            {
+                let mut st = journal.state();
+                st.next_seq = dump.events.last().map_or(1, |e| e.seq + 1);
+                st.next_order = dump.resources.len() as u64;
+            }
+            journal.flush()
+        })();
+        if result.is_err() {
+            drop(journal);
+            let _ = fs::remove_dir_all(&dir);
+        }
+        result
     }
 
     fn open_run(&self, run_id: &str) -> Result<Arc<dyn RunJournal>, JournalError> {

@@ -43,6 +43,8 @@ pub struct Workflow {
     pub aws: AwsSettings,
     /// Maximum steps running at once.
     pub concurrency: usize,
+    /// `[state]`: where `wharf run` journals the run (`--state` / `WHARF_STATE` win over it).
+    pub state: Option<StateSettings>,
     /// In file order.
     pub steps: Vec<Step>,
 }
@@ -66,6 +68,15 @@ pub enum ParamType {
 pub struct AwsSettings {
     pub region: Option<String>,
     pub profile: Option<String>,
+}
+
+/// `[state]`, literal values only (the run must be findable before anything is resolved).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateSettings {
+    /// `backend = "sled"`: the local state dir (the default).
+    Sled,
+    /// `backend = "s3"`: shared state in a bucket (docs/state.md).
+    S3 { bucket: String, prefix: String, region: Option<String>, endpoint: Option<String> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -25,6 +25,7 @@ pub(crate) struct RawWorkflow {
     pub aws_region: Option<Sp<String>>,
     pub aws_profile: Option<Sp<String>>,
     pub concurrency: Option<Sp<i64>>,
+    pub state: Option<RawState>,
     /// Span of the `steps` key, when present (for "no steps" errors).
     pub steps_key: Option<Span>,
     /// `steps` was present but not a list (already reported; suppresses "no steps").
@@ -56,13 +57,25 @@ pub(crate) struct RawStep {
     pub with_strings: Vec<Sp<String>>,
 }
 
+/// `[state]`: where `wharf run` journals the run.
+pub(crate) struct RawState {
+    /// The `state` key, for errors about the table as a whole.
+    pub header: Span,
+    pub backend: Option<Sp<String>>,
+    pub bucket: Option<Sp<String>>,
+    pub prefix: Option<Sp<String>>,
+    pub region: Option<Sp<String>>,
+    pub endpoint: Option<Sp<String>>,
+}
+
 pub(crate) struct RawRetry {
     pub max_attempts: Option<Sp<i64>>,
     pub initial_backoff: Option<Sp<String>>,
     pub max_backoff: Option<Sp<String>>,
 }
 
-const TOP_KEYS: &[&str] = &["name", "description", "params", "aws", "run", "steps"];
+const TOP_KEYS: &[&str] = &["name", "description", "params", "aws", "run", "state", "steps"];
+const STATE_KEYS: &[&str] = &["backend", "bucket", "prefix", "region", "endpoint"];
 const PARAM_KEYS: &[&str] = &["type", "default", "description"];
 const STEP_KEYS: &[&str] = &["id", "plugin", "needs", "timeout", "memory", "retry", "grants", "with"];
 const RETRY_KEYS: &[&str] = &["max_attempts", "initial_backoff", "max_backoff"];
@@ -123,6 +136,17 @@ pub(crate) fn read(rep: &mut Reporter, doc: &DeTable) -> RawWorkflow {
         check_keys(rep, run, &["concurrency"], "in [run]", &[]);
         concurrency = typed(rep, run, "concurrency", "an integer", None, |v| v.as_integer().and_then(int));
     }
+    let state = table(rep, doc, "state", "write [state] with `backend = \"s3\"`, `bucket` and `prefix`").map(|t| {
+        check_keys(rep, t, STATE_KEYS, "in [state]", &[]);
+        RawState {
+            header: entry(doc, "state").map(|(k, _)| k.span()).unwrap_or(0..0),
+            backend: string(rep, t, "backend", None),
+            bucket: string(rep, t, "bucket", None),
+            prefix: string(rep, t, "prefix", None),
+            region: string(rep, t, "region", None),
+            endpoint: string(rep, t, "endpoint", None),
+        }
+    });
 
     let mut steps = Vec::new();
     let steps_entry = entry(doc, "steps");
@@ -156,6 +180,7 @@ pub(crate) fn read(rep: &mut Reporter, doc: &DeTable) -> RawWorkflow {
         aws_region,
         aws_profile,
         concurrency,
+        state,
         steps_key: steps_entry.map(|(k, _)| k.span()),
         steps_malformed,
         steps,

@@ -90,6 +90,19 @@ pub fn json_schema() -> Value {
                     "concurrency": {"type": "integer", "minimum": 1, "maximum": 64, "default": 4, "description": "Maximum number of steps running at once."},
                 },
             },
+            "state": {
+                "type": "object",
+                "description": "Where `wharf run` journals the run. --state / WHARF_STATE take precedence; other commands (resume, status, runs) find runs through those only. See docs/state.md.",
+                "additionalProperties": false,
+                "required": ["backend"],
+                "properties": {
+                    "backend": {"type": "string", "enum": ["sled", "s3"], "default": "sled", "description": "`sled`: one database per run in the local state dir (one person, one machine). `s3`: shared state in a bucket with a lease lock (teams, CI fleets)."},
+                    "bucket": {"type": "string", "description": "S3 bucket holding the state (backend = \"s3\"; required)."},
+                    "prefix": {"type": "string", "description": "Key prefix inside the bucket, e.g. \"wharf/prod\"; runs live under PREFIX/runs/."},
+                    "region": {"type": "string", "description": "Region of the bucket. Defaults to the SDK's usual resolution (AWS_REGION, profile)."},
+                    "endpoint": {"type": "string", "description": "Custom S3 endpoint (S3-compatible stores, emulators); path-style addressing is used then."},
+                },
+            },
             "steps": {"type": "array", "minItems": 1, "description": "The steps, one [[steps]] table each; they run as a DAG ordered by `needs`.", "items": step},
         },
     })

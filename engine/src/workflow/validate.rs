@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use super::deps::{self, Edge};
 use super::diagnostic::{Reporter, did_you_mean, suggest};
-use super::raw::{RawParam, RawStep, RawWorkflow, Sp};
+use super::raw::{RawParam, RawState, RawStep, RawWorkflow, Sp};
 use super::template::{self, Reference, TemplateError};
-use super::{AwsSettings, Param, PluginRef, RetryPolicy, Step, Workflow, values};
+use super::{AwsSettings, Param, PluginRef, RetryPolicy, StateSettings, Step, Workflow, values};
 use crate::grants::Grant;
 
 const DEFAULT_CONCURRENCY: usize = 4;
@@ -70,6 +70,7 @@ pub(crate) fn build(rep: &mut Reporter, path: &Path, raw: RawWorkflow, builtins:
     deps::check_cycles(rep, &ids, &edges);
 
     let aws = AwsSettings { region: raw.aws_region.map(|s| s.v), profile: raw.aws_profile.map(|s| s.v) };
+    let state = raw.state.and_then(|s| state(rep, s));
     Workflow {
         name,
         description: raw.description,
@@ -78,7 +79,63 @@ pub(crate) fn build(rep: &mut Reporter, path: &Path, raw: RawWorkflow, builtins:
         params,
         aws,
         concurrency,
+        state,
         steps,
+    }
+}
+
+/// `[state]`: a backend name and, for S3, a bucket. No templates: `resume` and `status` must find the run
+/// through `--state` / `WHARF_STATE` alone, so the value has to be one a user can copy there.
+fn state(rep: &mut Reporter, raw: RawState) -> Option<StateSettings> {
+    let s3_keys = [&raw.bucket, &raw.prefix, &raw.region, &raw.endpoint];
+    for v in [&raw.backend].into_iter().chain(s3_keys).flatten() {
+        if v.v.contains("${") {
+            let hint = "write it literally; to choose the state per environment use --state or WHARF_STATE";
+            rep.error(v.span.clone(), "templates cannot be used in [state]", Some(hint.into()));
+            return None;
+        }
+    }
+    match raw.backend.as_ref().map(|b| b.v.as_str()) {
+        Some("s3") => {
+            let Some(bucket) = raw.bucket.filter(|b| !b.v.is_empty()) else {
+                let hint = "add `bucket = \"my-team-wharf-state\"` (and usually `prefix`)";
+                rep.error(raw.header, "[state] with `backend = \"s3\"` needs a `bucket`", Some(hint.into()));
+                return None;
+            };
+            if !bucket.v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')) {
+                rep.error(bucket.span, format!("`{}` is not a valid bucket name", bucket.v), None);
+                return None;
+            }
+            Some(StateSettings::S3 {
+                bucket: bucket.v,
+                prefix: raw.prefix.map(|p| p.v).unwrap_or_default(),
+                region: raw.region.map(|r| r.v),
+                endpoint: raw.endpoint.map(|e| e.v),
+            })
+        }
+        Some("sled") => {
+            if let Some(extra) = s3_keys.into_iter().flatten().next() {
+                let hint = "these keys are for `backend = \"s3\"`";
+                rep.error(
+                    extra.span.clone(),
+                    "the sled backend takes no bucket, prefix, region or endpoint",
+                    Some(hint.into()),
+                );
+                return None;
+            }
+            Some(StateSettings::Sled)
+        }
+        Some(other) => {
+            let span = raw.backend.as_ref().map(|b| b.span.clone()).unwrap_or(raw.header);
+            let hint = Some("use `sled` (local, the default) or `s3` (shared)".to_string());
+            rep.error(span, format!("unknown state backend `{other}`"), hint);
+            None
+        }
+        None => {
+            let hint = "add `backend = \"s3\"` (or `\"sled\"`)";
+            rep.error(raw.header, "[state] needs a `backend`", Some(hint.into()));
+            None
+        }
     }
 }
 
@@ -262,10 +319,15 @@ fn plugin(rep: &mut Reporter, p: &Sp<String>, dir: &Path, builtins: &[&str]) -> 
     if name.contains('/') || name.ends_with(".wasm") {
         let resolved = dir.join(name);
         if !resolved.is_file() {
-            let hint = format!(
+            let mut hint = format!(
                 "looked for `{}`; plugin paths are relative to the workflow file's directory",
                 resolved.display()
             );
+            if name.contains("wasm32-wasip2") {
+                hint.push_str(
+                    "; build the plugin first: `cargo build --target wasm32-wasip2 --release` (or `wharf plugin build`)",
+                );
+            }
             rep.error(p.span.clone(), format!("plugin file `{name}` does not exist"), Some(hint));
             return None;
         }

@@ -215,3 +215,31 @@ fn load_reports_io_errors_with_the_path() {
     assert!(matches!(e, WorkflowError::Io { .. }));
     assert!(e.to_string().starts_with("cannot read workflow file `/nonexistent/wf.toml`"), "{e}");
 }
+
+#[test]
+fn state_section_selects_the_backend() {
+    let step = "[[steps]]\nid = \"a\"\nplugin = \"create-cluster\"\n";
+    let w = ok(&format!(
+        "{HEAD}[state]\nbackend = \"s3\"\nbucket = \"team\"\nprefix = \"prod\"\nregion = \"eu-west-1\"\n{step}"
+    ));
+    let want = StateSettings::S3 {
+        bucket: "team".into(),
+        prefix: "prod".into(),
+        region: Some("eu-west-1".into()),
+        endpoint: None,
+    };
+    assert_eq!(w.state, Some(want));
+    assert_eq!(ok(&format!("{HEAD}[state]\nbackend = \"sled\"\n{step}")).state, Some(StateSettings::Sled));
+    assert_eq!(ok(&format!("{HEAD}{step}")).state, None);
+
+    let d = one(&format!("{HEAD}[state]\nbackend = \"s3\"\n{step}"));
+    assert!(d.message.contains("needs a `bucket`"), "{}", d.message);
+    let d = one(&format!("{HEAD}[state]\nbackend = \"dynamo\"\n{step}"));
+    assert!(d.message.contains("unknown state backend `dynamo`"), "{}", d.message);
+    let d = one(&format!("{HEAD}[state]\nbackend = \"s3\"\nbuckett = \"x\"\nbucket = \"b\"\n{step}"));
+    assert!(d.message.contains("unknown key `buckett` in [state]"), "{}", d.message);
+    let d = one(&format!("{HEAD}[state]\nbackend = \"sled\"\nbucket = \"b\"\n{step}"));
+    assert!(d.message.contains("takes no bucket"), "{}", d.message);
+    let d = one(&format!("{HEAD}[state]\nbackend = \"s3\"\nbucket = \"${{env.B}}\"\n{step}"));
+    assert!(d.message.contains("templates cannot be used in [state]"), "{}", d.message);
+}
