@@ -33,7 +33,11 @@ for st in s.get('steps', []):
     if st['step_id'] == '$1' and st['last'].get('outputs'):
         print(st['last']['outputs'].get('$2', ''))" 2>/dev/null || true
 }
-started() { w --output json status 2>/dev/null | grep -q '"step_id": "verify"'; }
+started() { # the verify step has begun (read whole output first: grep -q + pipefail would SIGPIPE)
+  local status
+  status=$(w --output json status 2>/dev/null || true)
+  [[ $status == *'"step_id": "verify"'* ]]
+}
 for _ in $(seq 1 600); do
   started && break
   kill -0 "$wharf_pid" 2>/dev/null || break

@@ -2,13 +2,24 @@
 
 use std::path::Path;
 
-const GUESTS: &[(&str, &str)] = &[("TESTKIT", "guest-testkit"), ("ECS_CALLER", "guest-ecs-caller")];
+const GUESTS: &[(&str, &str)] = &[
+    ("TESTKIT", "guest-testkit"),
+    ("ECS_CALLER", "guest-ecs-caller"),
+    ("WRONG_VERSION", "guest-wrong-version"),
+    // The example plugin of docs/writing-plugins.md.
+    ("LEDGER_AUDIT", "ledger-audit"),
+];
 
 fn main() {
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
     let here = Path::new(&manifest_dir);
     let root = here.parent().unwrap();
-    wharf_plugin_build::rerun_if_changed(&[&here.join("guests"), &root.join("plugins/sdk"), &root.join("wit")]);
+    wharf_plugin_build::rerun_if_changed(&[
+        &here.join("guests"),
+        &root.join("plugins/sdk"),
+        &root.join("wit"),
+        &root.join("examples/plugins"),
+    ]);
     let packages: Vec<&str> = GUESTS.iter().map(|(_, p)| *p).collect();
     let built = wharf_plugin_build::build_components(root, &packages);
     let mut code = String::new();

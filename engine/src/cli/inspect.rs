@@ -3,17 +3,17 @@
 
 use super::progress::kind_label;
 use super::run::journal_failure;
-use super::{Cli, ExitCode, Failure, Output};
-use crate::journal::{RunSnapshot, SledBackend, StateBackend};
+use super::{Cli, ExitCode, Failure, Output, state};
+use crate::journal::RunSnapshot;
 
 pub fn status(cli: &Cli, run_id: Option<&str>) -> Result<ExitCode, Failure> {
-    let backend = SledBackend::new(&cli.state_dir).map_err(journal_failure)?;
+    let (backend, spec) = state::backend(cli)?;
     let snapshot = match run_id {
         Some(id) => backend.read_run(id).map_err(journal_failure)?,
         None => backend.list_runs().map_err(journal_failure)?.into_iter().next().ok_or_else(|| {
             Failure::new(
                 ExitCode::State,
-                format!("no runs in {}; start one with `wharf run FILE`", cli.state_dir.display()),
+                format!("no runs in {}; start one with `wharf run FILE`", state::describe(&spec)),
             )
         })?,
     };
@@ -30,7 +30,8 @@ pub fn status(cli: &Cli, run_id: Option<&str>) -> Result<ExitCode, Failure> {
 fn print_status(s: &RunSnapshot) {
     println!("run {}  workflow {}  status {}", s.run.id, s.run.workflow_name, s.effective_status());
     if let Some(owner) = &s.held_by {
-        println!("driven by pid {} on {} ({})", owner.pid, owner.hostname, owner.command);
+        let lease = owner.lease_expires_at_ms.map(|t| format!(", lease until {}", crate::journal::format_ms(t)));
+        println!("driven by pid {} on {} ({}{})", owner.pid, owner.hostname, owner.command, lease.unwrap_or_default());
     }
     for step in &s.steps {
         let took = step
@@ -61,7 +62,7 @@ fn print_status(s: &RunSnapshot) {
 }
 
 pub fn runs(cli: &Cli) -> Result<ExitCode, Failure> {
-    let backend = SledBackend::new(&cli.state_dir).map_err(journal_failure)?;
+    let (backend, spec) = state::backend(cli)?;
     let runs = backend.list_runs().map_err(journal_failure)?;
     if cli.output == Output::Json {
         let list: Vec<_> = runs
@@ -72,7 +73,7 @@ pub fn runs(cli: &Cli) -> Result<ExitCode, Failure> {
         return Ok(ExitCode::Success);
     }
     if runs.is_empty() {
-        println!("no runs in {}", cli.state_dir.display());
+        println!("no runs in {}", state::describe(&spec));
     }
     for s in runs {
         println!("{}  {:<12} {}", s.run.id, s.effective_status(), s.run.workflow_name);
@@ -81,7 +82,7 @@ pub fn runs(cli: &Cli) -> Result<ExitCode, Failure> {
 }
 
 pub fn logs(cli: &Cli, run_id: &str, step: Option<&str>) -> Result<ExitCode, Failure> {
-    let backend = SledBackend::new(&cli.state_dir).map_err(journal_failure)?;
+    let (backend, _) = state::backend(cli)?;
     let journal = backend.open_run(run_id).map_err(journal_failure)?;
     let events = journal.events(step, None).map_err(journal_failure)?;
     if cli.output == Output::Json {

@@ -3,8 +3,10 @@
 mod exit;
 mod inspect;
 mod plan;
+mod plugin_cmds;
 mod progress;
 mod run;
+mod state;
 mod workflow_cmds;
 
 pub use exit::ExitCode;
@@ -22,6 +24,10 @@ pub struct Cli {
     /// Where runs are journaled (one sled database per run) and compiled plugins are cached.
     #[arg(long, global = true, env = "WHARF_STATE_DIR", default_value = ".wharf")]
     pub state_dir: PathBuf,
+    /// Where runs are journaled: `sled` (the state dir, default), `sled:DIR` or
+    /// `s3://BUCKET/PREFIX[?region=R&endpoint=URL]` (shared by a team; see docs/state.md).
+    #[arg(long, global = true, env = "WHARF_STATE", value_name = "STATE")]
+    pub state: Option<String>,
     /// Where compiled plugins are cached (default: `<state-dir>/cache`).
     #[arg(long, global = true, env = "WHARF_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -95,10 +101,20 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
         format: GraphFormat,
     },
+    /// Run state: copy runs between backends, print the IAM policy the S3 backend needs.
+    State {
+        #[command(subcommand)]
+        command: state::StateCommand,
+    },
     /// Prints the JSON Schema of the workflow file format (for editor completion).
     Schema,
     /// Prints a shell completion script.
     Completions { shell: clap_complete::Shell },
+    /// Writing custom step plugins: `new`, `build`, `inspect`.
+    Plugin {
+        #[command(subcommand)]
+        command: plugin_cmds::PluginCommand,
+    },
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -161,7 +177,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Logs { run_id, step } => inspect::logs(&cli, run_id, step.as_deref()),
         Command::Validate { file } => workflow_cmds::validate(&cli, file),
         Command::Graph { file, format } => workflow_cmds::graph(file, *format),
+        Command::State { command } => state::command(&cli, command),
         Command::Schema => workflow_cmds::schema(),
+        Command::Plugin { command } => plugin_cmds::dispatch(&cli, command),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(*shell, &mut Cli::command(), "wharf", &mut std::io::stdout());

@@ -16,7 +16,9 @@ pub fn plan(cli: &Cli, file: &Path, params: &[String]) -> Result<ExitCode, Failu
     let scratch =
         tempfile::tempdir().map_err(|e| Failure::new(ExitCode::State, format!("cannot create a temp dir: {e}")))?;
     let concurrency = workflow.concurrency as u32;
-    let outcome = drive(cli, scratch.path(), CallMode::Plan, concurrency, |scheduler| async move {
+    // Plans always journal into a throwaway local dir, whatever --state says: nothing is shared.
+    let backend = std::sync::Arc::new(SledBackend::new(scratch.path()).map_err(journal_failure)?);
+    let outcome = drive(cli, backend, CallMode::Plan, concurrency, |scheduler| async move {
         scheduler.start(workflow, params).await
     })?;
 

@@ -1,11 +1,11 @@
 //! `wharf run` and `wharf resume`.
 
 use super::progress::Progress;
-use super::{Cli, ExitCode, Failure, Output};
+use super::{Cli, ExitCode, Failure, Output, state};
 use crate::capabilities::CallMode;
 use crate::host::Host;
 use crate::host::cache::ComponentCache;
-use crate::journal::{JournalError, RunStatus, SledBackend};
+use crate::journal::{JournalError, RunStatus, StateBackend};
 use crate::scheduler::{ResumeOptions, RunError, RunOutcome, Scheduler, TeardownOptions};
 use crate::workflow::{Workflow, WorkflowError};
 use serde_json::Value;
@@ -16,10 +16,16 @@ use std::sync::Arc;
 pub fn run(cli: &Cli, file: &Path, params: &[String]) -> Result<ExitCode, Failure> {
     let (workflow, params) = load_with_params(file, params)?;
     let concurrency = workflow.concurrency as u32;
-    drive(cli, &cli.state_dir, CallMode::Apply, concurrency, |scheduler| async move {
-        scheduler.start(workflow, params).await
-    })
-    .map(|outcome| report(cli, &outcome))
+    let spec = state::spec_for(cli, &workflow)?;
+    let backend = state::open(cli, &spec)?;
+    drive(
+        cli,
+        backend,
+        CallMode::Apply,
+        concurrency,
+        |scheduler| async move { scheduler.start(workflow, params).await },
+    )
+    .map(|outcome| report(cli, &outcome, &spec))
 }
 
 /// Loads a workflow and type-checks `NAME=VALUE` parameters against it.
@@ -38,26 +44,22 @@ pub(super) fn load_with_params(file: &Path, params: &[String]) -> Result<(Workfl
 }
 
 pub fn teardown(cli: &Cli, run_id: &str, options: TeardownOptions) -> Result<ExitCode, Failure> {
-    drive(
-        cli,
-        &cli.state_dir,
-        CallMode::Apply,
-        4,
-        |scheduler| async move { scheduler.teardown(run_id, &options).await },
-    )
-    .map(|outcome| report(cli, &outcome))
+    let (backend, spec) = state::backend(cli)?;
+    drive(cli, backend, CallMode::Apply, 4, |scheduler| async move { scheduler.teardown(run_id, &options).await })
+        .map(|outcome| report(cli, &outcome, &spec))
 }
 
 pub fn resume(cli: &Cli, run_id: &str, accept_changes: bool) -> Result<ExitCode, Failure> {
     let options = ResumeOptions { accept_changes };
-    drive(cli, &cli.state_dir, CallMode::Apply, 16, |scheduler| async move { scheduler.resume(run_id, &options).await })
-        .map(|outcome| report(cli, &outcome))
+    let (backend, spec) = state::backend(cli)?;
+    drive(cli, backend, CallMode::Apply, 16, |scheduler| async move { scheduler.resume(run_id, &options).await })
+        .map(|outcome| report(cli, &outcome, &spec))
 }
 
 /// Sets up the runtime, host, state and progress view, then runs `f`.
 pub(super) fn drive<F, Fut>(
     cli: &Cli,
-    state_dir: &Path,
+    backend: Arc<dyn StateBackend>,
     mode: CallMode,
     concurrency: u32,
     f: F,
@@ -70,11 +72,10 @@ where
         .enable_all()
         .build()
         .map_err(|e| Failure::new(ExitCode::State, format!("cannot start the async runtime: {e}")))?;
-    let backend = SledBackend::new(state_dir).map_err(journal_failure)?;
     let host = Host::new(ComponentCache::new(cli.cache_dir()), concurrency)
         .map_err(|e| Failure::new(ExitCode::Plugin, format!("cannot start the WebAssembly engine: {e:#}")))?;
     let progress = Arc::new(Progress::new(cli.output == Output::Json));
-    let mut scheduler = Scheduler::new(Arc::new(host), Arc::new(backend), progress.clone());
+    let mut scheduler = Scheduler::new(Arc::new(host), backend, progress.clone());
     scheduler.mode = mode;
     let result = runtime.block_on(f(scheduler));
     progress.finish();
@@ -82,12 +83,12 @@ where
 }
 
 /// Prints a drive's outcome and returns the exit code it means.
-fn report(cli: &Cli, outcome: &RunOutcome) -> ExitCode {
-    print_outcome(cli, outcome);
+fn report(cli: &Cli, outcome: &RunOutcome, spec: &state::Spec) -> ExitCode {
+    print_outcome(cli, outcome, spec);
     if outcome.status == RunStatus::Succeeded { ExitCode::Success } else { ExitCode::RunFailed }
 }
 
-fn print_outcome(cli: &Cli, outcome: &RunOutcome) {
+fn print_outcome(cli: &Cli, outcome: &RunOutcome, spec: &state::Spec) {
     if cli.output == Output::Json {
         let json = serde_json::json!({
             "run_id": outcome.run_id,
@@ -109,7 +110,12 @@ fn print_outcome(cli: &Cli, outcome: &RunOutcome) {
             if !outcome.blocked.is_empty() {
                 println!("  not run: {}", outcome.blocked.join(", "));
             }
-            println!("fix the cause, then: wharf resume {}", outcome.run_id);
+            // A run whose state came from the workflow's [state] is only found again with --state.
+            let state = match spec {
+                state::Spec::S3(loc) if cli.state.is_none() => format!("--state {loc} "),
+                _ => String::new(),
+            };
+            println!("fix the cause, then: wharf {state}resume {}", outcome.run_id);
         }
     }
 }

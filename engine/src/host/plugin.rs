@@ -10,6 +10,17 @@ use wasmtime::component::{Component, Linker};
 
 /// The WIT package every plugin imports its capabilities from.
 pub const WIT_PACKAGE: &str = "wharf:plugin";
+/// The version of [`WIT_PACKAGE`] this host is generated from (`wit/<version>/`).
+pub const WIT_VERSION: &str = "0.1.0";
+
+/// The versions of [`WIT_PACKAGE`] this host links, as users read them: `wharf:plugin@0.1.x`.
+/// Semver, the 0.x way: 0.1.x plugins are compatible with each other, 0.2 or 1.0 are not.
+/// wasmtime's linker resolves an import of any compatible version (say `@0.1.3`) to our `@0.1.0`
+/// definitions; what a newer patch added and this host lacks fails linking with a hint.
+pub fn supported_wit_versions() -> String {
+    let (major, minor, _) = parse_version(WIT_VERSION).expect("WIT_VERSION is a version");
+    if major == 0 { format!("{WIT_PACKAGE}@0.{minor}.x") } else { format!("{WIT_PACKAGE}@{major}.x") }
+}
 
 /// Why a plugin cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +36,12 @@ pub enum PluginError {
          Add the grants it needs to the step, e.g. grants = [{suggestion}]"
     )]
     CapabilityNotGranted { step_id: String, plugin: String, interface: String, service: String, suggestion: String },
+    #[error(
+        "plugin `{name}` was built against {WIT_PACKAGE}@{found}, but this wharf supports {supported} only. \
+         Rebuild it with the wharf-plugin-sdk that `wharf plugin new` writes (it targets {WIT_PACKAGE}@{WIT_VERSION}), \
+         or run it with a wharf that supports {WIT_PACKAGE}@{found}"
+    )]
+    UnsupportedWitVersion { name: String, found: String, supported: String },
 }
 
 /// A compiled, pre-linked plugin.
@@ -54,10 +71,13 @@ impl Plugin {
         let component = cache
             .load(engine, bytes, &digest)
             .map_err(|e| PluginError::Invalid { name: name.to_string(), detail: format!("{e:#}") })?;
-        let capability_imports = capability_imports(engine, &component);
-        let instance_pre = linker
-            .instantiate_pre(&component)
-            .map_err(|e| PluginError::Link { name: name.to_string(), detail: format!("{e:#}") })?;
+        let imports = WitImports::of(engine, &component);
+        imports.check_version(name)?;
+        let capability_imports = imports.interfaces.iter().map(|(i, _)| i.clone()).collect();
+        let instance_pre = linker.instantiate_pre(&component).map_err(|e| PluginError::Link {
+            name: name.to_string(),
+            detail: format!("{e:#}{}", imports.newer_hint()),
+        })?;
         let pre = StepPre::new(instance_pre)
             .map_err(|e| PluginError::Link { name: name.to_string(), detail: format!("{e:#}") })?;
         let mut plugin = Plugin {
@@ -138,17 +158,107 @@ pub fn service_of(interface: &str) -> Option<&'static str> {
     }
 }
 
-/// Names of the `wharf:plugin/<name>@<version>` interfaces a component imports.
-fn capability_imports(engine: &Engine, component: &Component) -> Vec<String> {
-    let prefix = format!("{WIT_PACKAGE}/");
-    let mut names: Vec<String> = component
-        .component_type()
-        .imports(engine)
-        .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)))
-        .filter_map(|(name, _)| {
-            name.strip_prefix(&prefix).map(|rest| rest.split('@').next().unwrap_or(rest).to_string())
-        })
-        .collect();
-    names.sort();
-    names
+/// What a component imports: `wharf:plugin` interfaces with their versions, and everything else
+/// (WASI). Read from the component's type, before linking.
+#[derive(Debug, Clone, Default)]
+pub struct WitImports {
+    /// `(interface, version)` of each `wharf:plugin/<interface>@<version>` import, sorted.
+    pub interfaces: Vec<(String, String)>,
+    /// Other imported instances, e.g. `wasi:io/streams@0.2.6`.
+    pub other: Vec<String>,
+}
+
+impl WitImports {
+    pub fn of(engine: &Engine, component: &Component) -> Self {
+        let prefix = format!("{WIT_PACKAGE}/");
+        let mut imports = WitImports::default();
+        for (name, item) in component.component_type().imports(engine) {
+            if !matches!(item.ty, ComponentItem::ComponentInstance(_)) {
+                continue;
+            }
+            match name.strip_prefix(&prefix) {
+                Some(rest) => {
+                    let (interface, version) = rest.split_once('@').unwrap_or((rest, ""));
+                    imports.interfaces.push((interface.to_string(), version.to_string()));
+                }
+                None => imports.other.push(name.to_string()),
+            }
+        }
+        imports.interfaces.sort();
+        imports.other.sort();
+        imports
+    }
+
+    /// The `wharf:plugin` versions imported (usually one), e.g. `["0.1.0"]`.
+    pub fn versions(&self) -> Vec<&str> {
+        let mut versions: Vec<&str> = self.interfaces.iter().map(|(_, v)| v.as_str()).collect();
+        versions.sort();
+        versions.dedup();
+        versions
+    }
+
+    /// Refuses imports of a `wharf:plugin` version this host does not link (checked before
+    /// linking, so the user reads a version message instead of a missing-import error).
+    pub fn check_version(&self, name: &str) -> Result<(), PluginError> {
+        let host = parse_version(WIT_VERSION).expect("WIT_VERSION is a version");
+        for found in self.versions() {
+            let compatible = match parse_version(found) {
+                Some((0, minor, _)) => host.0 == 0 && minor == host.1,
+                Some((major, _, _)) => major == host.0,
+                None => false,
+            };
+            if !compatible {
+                let found = if found.is_empty() { "(no version)" } else { found };
+                return Err(PluginError::UnsupportedWitVersion {
+                    name: name.to_string(),
+                    found: found.to_string(),
+                    supported: supported_wit_versions(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A hint for link errors of plugins built against a newer compatible version than ours.
+    fn newer_hint(&self) -> String {
+        let host = parse_version(WIT_VERSION);
+        match self.versions().into_iter().find(|v| parse_version(v) > host) {
+            Some(v) => format!(
+                " (the plugin targets {WIT_PACKAGE}@{v}, newer than this wharf's {WIT_VERSION}: it may use \
+                 capabilities added since; upgrade wharf)"
+            ),
+            None => String::new(),
+        }
+    }
+}
+
+/// `major.minor.patch`, ignoring pre-release and build suffixes.
+fn parse_version(v: &str) -> Option<(u64, u64, u64)> {
+    let core = v.split(['-', '+']).next()?;
+    let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
+    let version = (parts.next()??, parts.next()??, parts.next()??);
+    parts.next().is_none().then_some(version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn imports(versions: &[&str]) -> WitImports {
+        WitImports { interfaces: versions.iter().map(|v| ("log".to_string(), v.to_string())).collect(), other: vec![] }
+    }
+
+    #[test]
+    fn same_minor_of_0x_is_supported_and_other_versions_are_refused() {
+        assert!(imports(&["0.1.0"]).check_version("p").is_ok());
+        assert!(imports(&["0.1.7"]).check_version("p").is_ok());
+        assert!(imports(&[]).check_version("p").is_ok());
+        for bad in ["0.2.0", "1.0.0", "0.0.9", "", "one"] {
+            let err = imports(&[bad]).check_version("p").unwrap_err().to_string();
+            assert!(err.contains("this wharf supports wharf:plugin@0.1.x only"), "{bad}: {err}");
+        }
+        assert_eq!(parse_version("1.2.3-rc.1"), Some((1, 2, 3)));
+        assert!(imports(&["0.1.9"]).newer_hint().contains("upgrade wharf"));
+        assert!(imports(&["0.1.0"]).newer_hint().is_empty());
+    }
 }

@@ -107,3 +107,79 @@ fn ensure_cluster(input: &Input) -> Result<ecs::Cluster, Error> {
 }
 
 wharf_plugin_sdk::export_step!(CreateCluster);
+
+/// The whole step against a fake host: what it calls, in which order, and what it leaves alone.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use wharf_plugin_sdk::ec2;
+    use wharf_plugin_sdk::testing::FakeHost;
+
+    fn cluster(insights: bool) -> ecs::Cluster {
+        ecs::Cluster {
+            arn: "arn:aws:ecs:eu-west-1:1:cluster/web".into(),
+            name: "web".into(),
+            status: "ACTIVE".into(),
+            container_insights: insights,
+            active_services: 0,
+            running_tasks: 0,
+        }
+    }
+
+    /// A default VPC with one public and one private subnet, and the tasks' group already there.
+    fn default_network(host: &FakeHost) {
+        host.on_default_vpc(|| {
+            Ok(Some(ec2::Vpc { id: "vpc-1".into(), cidr_block: "172.31.0.0/16".into(), is_default: true }))
+        });
+        host.on_subnets(|vpc| {
+            let subnet = |id: &str, public| ec2::Subnet {
+                id: id.into(),
+                vpc_id: vpc.into(),
+                availability_zone: "eu-west-1a".into(),
+                cidr_block: "172.31.0.0/20".into(),
+                map_public_ip_on_launch: public,
+            };
+            Ok(vec![subnet("subnet-public", true), subnet("subnet-private", false)])
+        });
+        host.on_find_security_group(|vpc, name| {
+            Ok(Some(ec2::SecurityGroup { id: "sg-1".into(), name: name.into(), vpc_id: vpc.into() }))
+        });
+    }
+
+    #[test]
+    fn a_resumed_attempt_adopts_the_existing_cluster_and_network_without_creating() {
+        let host = FakeHost::new();
+        default_network(&host);
+        host.on_describe_cluster(|_| Ok(Some(cluster(false))));
+        // No on_create_cluster / on_create_security_group: a create call would panic the test.
+        let out = host.run::<CreateCluster>(json!({ "name": "web" })).unwrap();
+        assert_eq!(out["cluster_arn"], "arn:aws:ecs:eu-west-1:1:cluster/web");
+        assert_eq!(out["subnet_ids"], json!(["subnet-public"]));
+        assert_eq!(out["security_group_id"], "sg-1");
+        let calls: Vec<String> = host.calls().iter().map(|c| c.function.to_string()).collect();
+        assert_eq!(calls, ["ec2::default_vpc", "ec2::subnets", "ec2::find_security_group", "ecs::describe_cluster"]);
+    }
+
+    #[test]
+    fn a_cluster_with_other_settings_is_created_again_with_the_requested_ones() {
+        let host = FakeHost::new();
+        default_network(&host);
+        host.on_describe_cluster(|_| Ok(Some(cluster(false))));
+        host.on_create_cluster(|request| {
+            assert!(request.container_insights);
+            Ok(cluster(true))
+        });
+        host.run::<CreateCluster>(json!({ "name": "web", "container_insights": true })).unwrap();
+        assert_eq!(host.calls_to("ecs::create_cluster").len(), 1);
+    }
+
+    #[test]
+    fn a_region_without_default_vpc_fails_before_any_cluster_call() {
+        let host = FakeHost::new();
+        host.on_default_vpc(|| Ok(None));
+        let err = host.run::<CreateCluster>(json!({ "name": "web" })).unwrap_err();
+        assert!(err.message().contains("no default VPC"), "{err}");
+        assert!(host.calls_to("ecs::describe_cluster").is_empty());
+    }
+}

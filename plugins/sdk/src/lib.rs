@@ -2,7 +2,16 @@
 //!
 //! A plugin is a type implementing [`Step`], exported with [`export_step!`]. Inputs arrive as the
 //! plugin's own `Deserialize` struct, outputs leave as its own `Serialize` struct, and host
-//! capabilities are plain functions in the capability modules ([`ecs`], [`log`]).
+//! capabilities are plain functions in the capability modules ([`ecs`], [`ec2`], [`iam`],
+//! [`secrets`], [`s3`], [`logs`], [`ledger`], [`log`]) that return the host's error, which `?`
+//! turns into this crate's [`Error`].
+//!
+//! Plugins are unit-tested on the host with plain `cargo test`: there the capability functions
+//! are answered by a [`testing::FakeHost`] the test configures. The guide is
+//! `docs/writing-plugins.md` in the wharf repository.
+//!
+//! The WIT package this SDK targets is [`WIT_PACKAGE`]`@`[`WIT_VERSION`]; a wharf accepts plugins
+//! built against the same minor version (0.x) or major version (1.x and later).
 //!
 //! ```ignore
 //! use wharf_plugin_sdk::{Context, Error, Step, ecs};
@@ -28,18 +37,33 @@
 //! wharf_plugin_sdk::export_step!(MyStep);
 //! ```
 
+// Textually first: `host_functions!` is used by the capability modules in `caps`.
+#[macro_use]
+mod host_fn;
+mod caps;
 mod error;
+mod macros;
 mod step;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 
+pub use bindings::wharf::plugin::types::ErrorKind;
+pub use caps::{ec2, ecs, iam, ledger, log, logs, s3, secrets};
 pub use error::Error;
 pub use step::{Context, Step};
+
+/// The WIT package plugins built with this SDK import: `wharf:plugin`.
+pub const WIT_PACKAGE: &str = "wharf:plugin";
+/// The version of [`WIT_PACKAGE`] this SDK was generated from (see `wharf plugin inspect`).
+pub const WIT_VERSION: &str = "0.1.0";
 
 #[doc(hidden)]
 pub mod __private {
     pub use crate::step::{describe, run};
 }
 
-/// Raw bindings generated from the WIT package. Prefer the typed wrappers of this crate.
+/// Raw bindings generated from the WIT package. Prefer the typed wrappers of this crate: only
+/// they can be answered by [`testing::FakeHost`] in unit tests.
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit/0.1.0",
@@ -48,61 +72,4 @@ pub mod bindings {
         export_macro_name: "export",
         default_bindings_module: "wharf_plugin_sdk::bindings",
     });
-}
-
-/// Step logging (needs no grant).
-pub mod log {
-    use crate::bindings::wharf::plugin::log as wit;
-
-    /// Writes an info line to the step's log.
-    pub fn info(message: &str) {
-        wit::write(wit::Level::Info, message);
-    }
-    /// Writes a warning line to the step's log.
-    pub fn warn(message: &str) {
-        wit::write(wit::Level::Warn, message);
-    }
-    /// Writes a debug line to the step's log.
-    pub fn debug(message: &str) {
-        wit::write(wit::Level::Debug, message);
-    }
-    /// Reports progress for the live view.
-    pub fn progress(message: &str) {
-        wit::progress(message);
-    }
-}
-
-/// Amazon ECS: clusters, task definitions, services.
-pub mod ecs {
-    pub use crate::bindings::wharf::plugin::ecs::*;
-}
-
-/// Amazon EC2 networking: VPCs, subnets, internet routes, security groups.
-pub mod ec2 {
-    pub use crate::bindings::wharf::plugin::ec2::*;
-}
-
-/// AWS IAM roles and policies.
-pub mod iam {
-    pub use crate::bindings::wharf::plugin::iam::*;
-}
-
-/// AWS Secrets Manager (values are read by the host, never by the plugin).
-pub mod secrets {
-    pub use crate::bindings::wharf::plugin::secrets::*;
-}
-
-/// Amazon S3 objects.
-pub mod s3 {
-    pub use crate::bindings::wharf::plugin::s3::*;
-}
-
-/// Amazon CloudWatch Logs log groups.
-pub mod logs {
-    pub use crate::bindings::wharf::plugin::logs::*;
-}
-
-/// The run's resource ledger (what teardown deletes).
-pub mod ledger {
-    pub use crate::bindings::wharf::plugin::ledger::*;
 }

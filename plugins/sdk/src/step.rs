@@ -5,9 +5,19 @@ use crate::bindings::wharf::plugin::types::{PluginInfo, StepContext};
 use serde::{Serialize, de::DeserializeOwned};
 
 /// What the host told this attempt: ids, attempt number and the idempotency key.
+///
+/// ```
+/// # use wharf_plugin_sdk::Context;
+/// fn client_token(ctx: &Context) -> String {
+///     // Stable across retries and resumes of this step: a second create is a no-op.
+///     ctx.idempotency_key.chars().take(36).collect()
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Context {
+    /// The run's id (`wharf status RUN`).
     pub run_id: String,
+    /// The step's `id` in the workflow.
     pub step_id: String,
     /// 1 for the first attempt.
     pub attempt: u32,
@@ -19,7 +29,34 @@ pub struct Context {
     pub planning: bool,
 }
 
-/// A step plugin.
+/// A step plugin: typed inputs in, typed outputs out. Export it with [`export_step!`](crate::export_step).
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use wharf_plugin_sdk::{Context, Error, Step};
+///
+/// #[derive(Deserialize)]
+/// #[serde(deny_unknown_fields)]
+/// struct Input { name: String }
+/// #[derive(Serialize)]
+/// struct Output { greeting: String }
+///
+/// struct Greet;
+/// impl Step for Greet {
+///     type Input = Input;
+///     type Output = Output;
+///     const NAME: &'static str = "greet";
+///     const DESCRIPTION: &'static str = "Greets someone.";
+///     const GRANTS: &'static [&'static str] = &[];
+///     fn run(_ctx: &Context, input: Input) -> Result<Output, Error> {
+///         if input.name.is_empty() {
+///             return Err(Error::invalid_input("`name` must not be empty"));
+///         }
+///         Ok(Output { greeting: format!("hello {}", input.name) })
+///     }
+/// }
+/// wharf_plugin_sdk::export_step!(Greet);
+/// ```
 pub trait Step {
     /// The step's `with` inputs.
     type Input: DeserializeOwned;
@@ -36,10 +73,10 @@ pub trait Step {
 }
 
 #[doc(hidden)]
-pub fn describe<S: Step>() -> PluginInfo {
+pub fn describe<S: Step>(version: &str) -> PluginInfo {
     PluginInfo {
         name: S::NAME.to_string(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
+        version: version.to_string(),
         description: S::DESCRIPTION.to_string(),
         grants: S::GRANTS.iter().map(|g| g.to_string()).collect(),
     }
@@ -63,7 +100,12 @@ pub fn run<S: Step>(ctx: StepContext) -> Result<String, crate::bindings::wharf::
         .map_err(|e| Error::permanent("OutputNotSerializable", format!("outputs could not be encoded: {e}")).0)
 }
 
-/// Exports a [`Step`] implementation as the component's `describe` and `run` functions.
+/// Exports a [`Step`] implementation as the component's `describe` and `run` functions (once
+/// per plugin crate). The version `describe` reports is the plugin crate's own.
+///
+/// ```ignore
+/// wharf_plugin_sdk::export_step!(MyStep);
+/// ```
 #[macro_export]
 macro_rules! export_step {
     ($step:ty) => {
@@ -71,7 +113,7 @@ macro_rules! export_step {
         pub struct __WharfExportedStep;
         impl $crate::bindings::Guest for __WharfExportedStep {
             fn describe() -> $crate::bindings::wharf::plugin::types::PluginInfo {
-                $crate::__private::describe::<$step>()
+                $crate::__private::describe::<$step>(env!("CARGO_PKG_VERSION"))
             }
             fn run(
                 ctx: $crate::bindings::wharf::plugin::types::StepContext,

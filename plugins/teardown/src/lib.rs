@@ -124,3 +124,72 @@ fn delete_until_done(
 }
 
 wharf_plugin_sdk::export_step!(Teardown);
+
+/// The whole step against a fake ledger.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use wharf_plugin_sdk::testing::FakeHost;
+
+    fn entry(kind: &str, id: &str, deleted: bool) -> ledger::Entry {
+        ledger::Entry {
+            kind: kind.into(),
+            id: id.into(),
+            name: None,
+            step_id: "deploy".into(),
+            created_at_ms: 1,
+            deleted,
+            attributes: vec![],
+        }
+    }
+
+    fn ledger_of_a_deployment(host: &FakeHost) {
+        host.on_entries(|| {
+            Ok(vec![
+                entry("ec2:security-group", "sg-1", false),
+                entry("ecs:cluster", "arn:cluster", false),
+                entry("iam:role", "arn:role", true),
+                entry("logs:log-group", "/ecs/web", false),
+                entry("ecs:service", "arn:service", false),
+            ])
+        });
+    }
+
+    #[test]
+    fn deletes_dependents_first_and_skips_what_is_already_deleted() {
+        let host = FakeHost::new();
+        ledger_of_a_deployment(&host);
+        host.on_delete(|kind, _, _| {
+            Ok(if kind == "logs:log-group" { DeleteOutcome::AlreadyGone } else { DeleteOutcome::Deleted })
+        });
+        let out = host.run::<Teardown>(json!({})).unwrap();
+        assert_eq!(out, json!({ "deleted": 3, "already_gone": 1, "kept": [] }));
+        let order: Vec<String> = host.calls_to("ledger::delete").iter().map(|c| c.args[1].clone()).collect();
+        assert_eq!(order, ["\"arn:service\"", "\"/ecs/web\"", "\"arn:cluster\"", "\"sg-1\""]);
+    }
+
+    #[test]
+    fn failed_deletions_are_reported_as_retryable_leftovers_after_trying_the_rest() {
+        let host = FakeHost::new();
+        ledger_of_a_deployment(&host);
+        host.on_delete(|kind, _, _| match kind {
+            "ecs:cluster" => Err(Error::permanent("ClusterContainsServicesException", "still has services")),
+            _ => Ok(DeleteOutcome::Deleted),
+        });
+        let err = host.run::<Teardown>(json!({ "keep_log_groups": true })).unwrap_err();
+        assert!(err.is_retryable());
+        assert!(err.message().contains("ecs:cluster arn:cluster (ClusterContainsServicesException"), "{err}");
+        // The security group after the failed cluster was still attempted; the log group was kept.
+        assert_eq!(host.calls_to("ledger::delete").len(), 3);
+        assert!(host.logs().iter().any(|l| l.starts_with("warn: could not delete ecs:cluster")));
+    }
+
+    #[test]
+    fn recovery_days_outside_7_to_30_are_refused_before_reading_the_ledger() {
+        let host = FakeHost::new();
+        let err = host.run::<Teardown>(json!({ "secret_recovery_days": 3 })).unwrap_err();
+        assert!(err.message().contains("between 7 and 30"), "{err}");
+        assert!(host.calls().is_empty());
+    }
+}

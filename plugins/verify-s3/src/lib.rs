@@ -208,3 +208,52 @@ mod tests {
         assert!(expected_digest(&input(None, None)).unwrap().is_none());
     }
 }
+
+/// The whole step against a fake S3.
+#[cfg(test)]
+mod step_tests {
+    use super::*;
+    use serde_json::json;
+    use wharf_plugin_sdk::testing::FakeHost;
+
+    const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    fn object(sha256: &str) -> s3::ObjectInfo {
+        s3::ObjectInfo { etag: "\"etag\"".into(), size: 0, sha256: sha256.into() }
+    }
+
+    #[test]
+    fn a_digest_mismatch_fails_permanently_naming_both_digests() {
+        let host = FakeHost::new();
+        host.on_get_object_info(|_, _| Ok(Some(object(&"0".repeat(64)))));
+        let err = host
+            .run::<VerifyS3>(json!({ "bucket": "b", "key": "out.txt", "expect_sha256": EMPTY_SHA256 }))
+            .unwrap_err();
+        assert_eq!(err.code(), "DigestMismatch");
+        assert!(!err.is_retryable());
+        assert!(err.message().contains(EMPTY_SHA256), "{err}");
+    }
+
+    #[test]
+    fn an_object_that_was_being_overwritten_is_read_again() {
+        let host = FakeHost::new();
+        let mut answers = vec![
+            Ok(Some(object(EMPTY_SHA256))),
+            Err(Error::permanent("ObjectChanged", "the object changed while it was read")),
+        ];
+        host.on_get_object_info(move |_, _| answers.pop().unwrap());
+        let out =
+            host.run::<VerifyS3>(json!({ "bucket": "b", "key": "out.txt", "expect_sha256": EMPTY_SHA256 })).unwrap();
+        assert_eq!(out["sha256"], EMPTY_SHA256);
+        assert_eq!(host.calls().len(), 2);
+    }
+
+    #[test]
+    fn planning_does_not_wait_for_the_object() {
+        let host = FakeHost::new();
+        let ctx = Context { planning: true, ..wharf_plugin_sdk::testing::context() };
+        let out = host.run_with::<VerifyS3>(&ctx, json!({ "bucket": "b", "key": "k" })).unwrap();
+        assert_eq!(out["etag"], "planned");
+        assert!(host.calls().is_empty());
+    }
+}

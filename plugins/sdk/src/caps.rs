@@ -1,0 +1,233 @@
+//! Host capabilities, one module per WIT interface. Every function needs a grant line in the
+//! workflow step (`service:Operation resource`, named in each function's doc) except [`log`].
+//! On wasm they call the host; under `cargo test` the test's [`FakeHost`](crate::testing::FakeHost)
+//! answers them.
+
+/// Step logging (needs no grant). Prefer the [`info!`](crate::info), [`warn!`](crate::warn),
+/// [`debug!`](crate::debug), [`error!`](crate::error) and [`progress!`](crate::progress) macros.
+///
+/// ```
+/// wharf_plugin_sdk::log::info("cluster is ACTIVE");
+/// wharf_plugin_sdk::log::progress("2 of 3 tasks running");
+/// ```
+pub mod log {
+    pub use crate::bindings::wharf::plugin::log::Level;
+
+    /// Writes a line to the step's journaled log (`wharf logs RUN --step ID`).
+    ///
+    /// ```
+    /// use wharf_plugin_sdk::log::{Level, write};
+    /// write(Level::Warn, "the default VPC has no public subnet");
+    /// ```
+    pub fn write(level: Level, message: &str) {
+        #[cfg(target_arch = "wasm32")]
+        crate::bindings::wharf::plugin::log::write(level, message);
+        #[cfg(not(target_arch = "wasm32"))]
+        crate::testing::log(level_name(level), message);
+    }
+    /// Writes an info line. `log::info("ready")`, or `info!("{n} ready")`.
+    pub fn info(message: &str) {
+        write(Level::Info, message);
+    }
+    /// Writes a warning line. `log::warn("slow")`, or `warn!("{n}s")`.
+    pub fn warn(message: &str) {
+        write(Level::Warn, message);
+    }
+    /// Writes a debug line. `log::debug("request sent")`.
+    pub fn debug(message: &str) {
+        write(Level::Debug, message);
+    }
+    /// Writes an error line (the step's failure is reported by returning an `Error`, not this).
+    pub fn error(message: &str) {
+        write(Level::Error, message);
+    }
+    /// Reports progress for the live view, e.g. `log::progress("2 of 3 tasks running")`.
+    pub fn progress(message: &str) {
+        #[cfg(target_arch = "wasm32")]
+        crate::bindings::wharf::plugin::log::progress(message);
+        #[cfg(not(target_arch = "wasm32"))]
+        crate::testing::log("progress", message);
+    }
+
+    /// The level as `FakeHost::logs` shows it.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn level_name(level: Level) -> &'static str {
+        match level {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+    }
+}
+
+/// Amazon ECS: clusters, task definitions, services. Grants: `ecs:<Operation> <cluster>` (or
+/// `<cluster>/<service>`, `<family>`).
+///
+/// ```
+/// use wharf_plugin_sdk::{ecs, testing::FakeHost};
+/// let host = FakeHost::new();
+/// host.on_describe_cluster(|_name| Ok(None));
+/// assert!(ecs::describe_cluster("web").unwrap().is_none());
+/// ```
+pub mod ecs {
+    pub use crate::bindings::wharf::plugin::ecs::*;
+    host_functions! { ecs:
+        /// Creates the cluster, or returns the ACTIVE one of that name; tagged and recorded in the
+        /// run's ledger. Grant: `ecs:CreateCluster <name>`.
+        fn create_cluster(request: &CreateClusterRequest) -> Cluster, fake on_create_cluster;
+        /// The named cluster, or none if missing or INACTIVE. Grant: `ecs:DescribeClusters <name>`.
+        fn describe_cluster(name: &str) -> Option<Cluster>, fake on_describe_cluster;
+        /// The latest ACTIVE revision of a family. Grant: `ecs:DescribeTaskDefinition <family>`.
+        fn describe_task_definition(family: &str) -> Option<RegisteredTaskDefinition>, fake on_describe_task_definition;
+        /// Registers a new Fargate revision (every call makes one: compare first).
+        /// Grant: `ecs:RegisterTaskDefinition <family>`.
+        fn register_task_definition(definition: &TaskDefinition) -> RegisteredTaskDefinition, fake on_register_task_definition;
+        /// The service unless missing or INACTIVE. Grant: `ecs:DescribeServices <cluster>/<name>`.
+        fn describe_service(cluster: &str, name: &str) -> Option<Service>, fake on_describe_service;
+        /// Creates a Fargate service (tagged, recorded in the ledger).
+        /// Grant: `ecs:CreateService <cluster>/<name>`.
+        fn create_service(request: &CreateServiceRequest) -> Service, fake on_create_service;
+        /// Starts a new deployment. Grant: `ecs:UpdateService <cluster>/<name>`.
+        fn update_service(request: &UpdateServiceRequest) -> Service, fake on_update_service;
+        /// Recently stopped tasks of a service, newest first. Grant: `ecs:ListTasks <cluster>/<name>`.
+        fn stopped_tasks(cluster: &str, service: &str) -> Vec<StoppedTask>, fake on_stopped_tasks;
+    }
+}
+
+/// Amazon EC2 networking: VPCs, subnets, internet routes, security groups. Grants:
+/// `ec2:<Operation> <vpc-id or name>`, `*` for lookups.
+///
+/// ```
+/// use wharf_plugin_sdk::{ec2, testing::FakeHost};
+/// let host = FakeHost::new();
+/// host.on_availability_zones(|| Ok(vec!["eu-west-1a".into()]));
+/// assert_eq!(ec2::availability_zones().unwrap(), ["eu-west-1a"]);
+/// ```
+pub mod ec2 {
+    pub use crate::bindings::wharf::plugin::ec2::*;
+    host_functions! { ec2:
+        /// The region's default VPC, if any. Grant: `ec2:DescribeVpcs *`.
+        fn default_vpc() -> Option<Vpc>, fake on_default_vpc;
+        /// The VPC wharf created with this `Name` tag. Grant: `ec2:DescribeVpcs *`.
+        fn find_vpc(name: &str) -> Option<Vpc>, fake on_find_vpc;
+        /// Subnets of a VPC. Grant: `ec2:DescribeSubnets *`.
+        fn subnets(vpc_id: &str) -> Vec<Subnet>, fake on_subnets;
+        /// Available availability zones. Grant: `ec2:DescribeAvailabilityZones *`.
+        fn availability_zones() -> Vec<String>, fake on_availability_zones;
+        /// A VPC tagged `Name=<name>`. Grant: `ec2:CreateVpc <name>`.
+        fn create_vpc(name: &str, cidr_block: &str) -> Vpc, fake on_create_vpc;
+        /// A public subnet. Grant: `ec2:CreateSubnet <vpc-id>`.
+        fn create_public_subnet(vpc_id: &str, name: &str, cidr_block: &str, availability_zone: &str) -> Subnet,
+            fake on_create_public_subnet;
+        /// Internet gateway + route table for the subnets; returns the route table id.
+        /// Grant: `ec2:CreateInternetGateway <name>`.
+        fn create_internet_route(vpc_id: &str, name: &str, subnet_ids: &[String]) -> String,
+            fake on_create_internet_route;
+        /// The security group of that name in the VPC. Grant: `ec2:DescribeSecurityGroups *`.
+        fn find_security_group(vpc_id: &str, name: &str) -> Option<SecurityGroup>, fake on_find_security_group;
+        /// A security group with all egress and the given ingress. Grant: `ec2:CreateSecurityGroup <vpc-id>`.
+        fn create_security_group(vpc_id: &str, name: &str, description: &str, ingress: &[IngressRule]) -> SecurityGroup,
+            fake on_create_security_group;
+    }
+}
+
+/// AWS IAM roles and policies. Grants: `iam:<Operation> <role>`.
+///
+/// ```
+/// use wharf_plugin_sdk::{iam, testing::FakeHost};
+/// let host = FakeHost::new();
+/// host.on_attached_policies(|_role| Ok(vec![]));
+/// assert!(iam::attached_policies("task-role").unwrap().is_empty());
+/// ```
+pub mod iam {
+    pub use crate::bindings::wharf::plugin::iam::*;
+    host_functions! { iam:
+        /// The role, if it exists. Grant: `iam:GetRole <name>`.
+        fn get_role(name: &str) -> Option<Role>, fake on_get_role;
+        /// Creates a role with a trust policy (JSON). Grant: `iam:CreateRole <name>`.
+        fn create_role(name: &str, trust_policy: &str, description: &str) -> Role, fake on_create_role;
+        /// An inline policy document, if any. Grant: `iam:GetRolePolicy <role>`.
+        fn get_role_policy(role: &str, policy_name: &str) -> Option<String>, fake on_get_role_policy;
+        /// Creates or replaces an inline policy. Grant: `iam:PutRolePolicy <role>`.
+        fn put_role_policy(role: &str, policy_name: &str, document: &str) -> (), fake on_put_role_policy;
+        /// ARNs of the attached managed policies. Grant: `iam:ListAttachedRolePolicies <role>`.
+        fn attached_policies(role: &str) -> Vec<String>, fake on_attached_policies;
+        /// Attaches a managed policy. Grant: `iam:AttachRolePolicy <role>`.
+        fn attach_role_policy(role: &str, policy_arn: &str) -> (), fake on_attach_role_policy;
+    }
+}
+
+/// AWS Secrets Manager: the host reads values from where the plugin says, never the plugin.
+/// Grants: `secretsmanager:<Operation> <name>` plus `env:Read <VAR>` / `file:Read <path>`.
+///
+/// ```
+/// use wharf_plugin_sdk::{secrets, testing::FakeHost};
+/// let host = FakeHost::new();
+/// host.on_describe_secret(|_name| Ok(None));
+/// assert!(secrets::describe_secret("db-password").unwrap().is_none());
+/// ```
+pub mod secrets {
+    pub use crate::bindings::wharf::plugin::secrets::*;
+    host_functions! { secrets:
+        /// The secret's metadata (never its value). Grant: `secretsmanager:DescribeSecret <name>`.
+        fn describe_secret(name: &str) -> Option<Secret>, fake on_describe_secret;
+        /// Creates the secret with its first version. Grant: `secretsmanager:CreateSecret <name>`.
+        fn create_secret(name: &str, description: &str, value: &SecretValue, client_request_token: &str) -> Secret,
+            fake on_create_secret;
+        /// Stores a new version. Grant: `secretsmanager:PutSecretValue <name>`.
+        fn put_secret_value(name: &str, value: &SecretValue, client_request_token: &str) -> Secret,
+            fake on_put_secret_value;
+    }
+}
+
+/// Amazon S3 objects. Grants: `s3:<Operation> <bucket>/<key>`.
+///
+/// ```
+/// use wharf_plugin_sdk::{s3, testing::FakeHost};
+/// let host = FakeHost::new();
+/// host.on_get_object_info(|_bucket, _key| Ok(None));
+/// assert!(s3::get_object_info("bucket", "missing.txt").unwrap().is_none());
+/// ```
+pub mod s3 {
+    pub use crate::bindings::wharf::plugin::s3::*;
+    host_functions! { s3:
+        /// Etag, size and sha256 of an object, or none. Grant: `s3:GetObject <bucket>/<key>`.
+        fn get_object_info(bucket: &str, key: &str) -> Option<ObjectInfo>, fake on_get_object_info;
+    }
+}
+
+/// Amazon CloudWatch Logs log groups. Grants: `logs:<Operation> <group>`.
+///
+/// ```
+/// use wharf_plugin_sdk::{logs, testing::FakeHost};
+/// let host = FakeHost::new();
+/// host.on_ensure_log_group(|_name, _days| Ok(true));
+/// assert!(logs::ensure_log_group("/ecs/web", Some(7)).unwrap());
+/// ```
+pub mod logs {
+    pub use crate::bindings::wharf::plugin::logs::*;
+    host_functions! { logs:
+        /// Creates the log group if missing; true when it created it. Grant: `logs:CreateLogGroup <name>`.
+        fn ensure_log_group(name: &str, retention_days: Option<u32>) -> bool, fake on_ensure_log_group;
+    }
+}
+
+/// The run's resource ledger: what this run created (reading needs no grant), and deleting
+/// exactly that (`ledger:Delete <kind>`).
+///
+/// ```
+/// use wharf_plugin_sdk::{ledger, testing::FakeHost};
+/// let host = FakeHost::new();
+/// host.on_entries(|| Ok(vec![]));
+/// assert!(ledger::entries().unwrap().is_empty());
+/// ```
+pub mod ledger {
+    pub use crate::bindings::wharf::plugin::ledger::*;
+    host_functions! { ledger:
+        /// Every resource this run created, in creation order.
+        fn entries() -> Vec<Entry>, fake on_entries;
+        /// Deletes one ledger resource. Grant: `ledger:Delete <kind>`.
+        fn delete(kind: &str, id: &str, options: DeleteOptions) -> DeleteOutcome, fake on_delete;
+    }
+}
