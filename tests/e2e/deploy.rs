@@ -313,6 +313,8 @@ async fn ecs_example_deploys_verifies_reruns_idempotently_and_tears_down() {
         .await
         .unwrap();
     assert!(vpcs.vpcs().is_empty(), "the run's VPC remains");
+    let left = leftovers().await;
+    assert!(left.is_empty(), "teardown left {left:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -332,6 +334,102 @@ async fn killed_during_create_service_then_resumed_ends_with_exactly_one_service
     let listed = ecs.list_services().cluster(&d.cluster).send().await.unwrap();
     assert_eq!(listed.service_arns().len(), 1, "exactly one service after kill + resume");
     d.teardown(&run_id);
+}
+
+/// Counts, through the AWS API, everything a deployment could have left behind. moto was reset
+/// before the deployment, so anything found is a leak.
+async fn leftovers() -> Vec<String> {
+    let config = aws_config().await;
+    let mut left = vec![];
+    let wharf_tagged = aws_sdk_ec2::types::Filter::builder().name("tag-key").values("wharf:run").build();
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    for vpc in ec2.describe_vpcs().filters(wharf_tagged.clone()).send().await.unwrap().vpcs() {
+        left.push(format!("vpc {}", vpc.vpc_id().unwrap()));
+    }
+    for subnet in ec2.describe_subnets().filters(wharf_tagged.clone()).send().await.unwrap().subnets() {
+        left.push(format!("subnet {}", subnet.subnet_id().unwrap()));
+    }
+    for sg in ec2.describe_security_groups().filters(wharf_tagged.clone()).send().await.unwrap().security_groups() {
+        left.push(format!("security group {}", sg.group_id().unwrap()));
+    }
+    for igw in ec2.describe_internet_gateways().filters(wharf_tagged.clone()).send().await.unwrap().internet_gateways()
+    {
+        left.push(format!("internet gateway {}", igw.internet_gateway_id().unwrap()));
+    }
+    for rtb in ec2.describe_route_tables().filters(wharf_tagged).send().await.unwrap().route_tables() {
+        left.push(format!("route table {}", rtb.route_table_id().unwrap()));
+    }
+    let iam = aws_sdk_iam::Client::new(&config);
+    for role in iam.list_roles().send().await.unwrap().roles() {
+        if [TASK_ROLE, EXECUTION_ROLE].contains(&role.role_name()) {
+            left.push(format!("role {}", role.role_name()));
+        }
+    }
+    let ecs = aws_sdk_ecs::Client::new(&config);
+    let clusters = ecs.list_clusters().send().await.unwrap();
+    if !clusters.cluster_arns().is_empty() {
+        for c in ecs
+            .describe_clusters()
+            .set_clusters(Some(clusters.cluster_arns().to_vec()))
+            .send()
+            .await
+            .unwrap()
+            .clusters()
+        {
+            if c.status() == Some("ACTIVE") {
+                left.push(format!("cluster {}", c.cluster_name().unwrap()));
+            }
+        }
+    }
+    let active = aws_sdk_ecs::types::TaskDefinitionStatus::Active;
+    for td in ecs.list_task_definitions().status(active).send().await.unwrap().task_definition_arns() {
+        left.push(format!("task definition {td}"));
+    }
+    let secrets = aws_sdk_secretsmanager::Client::new(&config);
+    for secret in secrets.list_secrets().send().await.unwrap().secret_list() {
+        if secret.deleted_date().is_none() {
+            left.push(format!("secret {}", secret.name().unwrap()));
+        }
+    }
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
+    for group in logs.describe_log_groups().send().await.unwrap().log_groups() {
+        left.push(format!("log group {}", group.log_group_name().unwrap()));
+    }
+    left
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crash_right_after_each_create_then_resume_and_teardown_leaves_nothing() {
+    let _turn = ONE_DEPLOYMENT_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // The worst moments: AWS has created the resource, wharf has not written it to the ledger.
+    for action in [
+        "ec2:CreateVpc",
+        "ec2:CreateSecurityGroup",
+        "secretsmanager:CreateSecret",
+        "iam:CreateRole",
+        "iam:PutRolePolicy",
+        "ecs:CreateCluster",
+        "logs:CreateLogGroup",
+        "ecs:RegisterTaskDefinition",
+        "ecs:CreateService",
+    ] {
+        let d = Deployment::new().await;
+        let args = d.run_args();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let crashed = d.command(&args).env("WHARF_CRASH_AT", format!("after:{action}")).output().unwrap();
+        assert!(!crashed.status.success(), "the run did not crash after {action}: {}", text(&crashed.stderr));
+        let run_id = d.status(None)["run"]["id"].as_str().unwrap().to_string();
+
+        let status = d.deploy(d.command(&["resume", &run_id]).spawn().unwrap()).await;
+        assert_eq!(status["effective_status"], "succeeded", "after a crash after {action}: {status:#}");
+        let ecs = aws_sdk_ecs::Client::new(&aws_config().await);
+        let services = ecs.list_services().cluster(&d.cluster).send().await.unwrap();
+        assert_eq!(services.service_arns().len(), 1, "crash after {action}: one service");
+
+        d.teardown(&run_id);
+        let left = leftovers().await;
+        assert!(left.is_empty(), "crash after {action}: teardown left {left:?}");
+    }
 }
 
 /// How often `needle` occurs in any file under `dir`.

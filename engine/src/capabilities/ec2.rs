@@ -33,7 +33,15 @@ impl Host for SandboxState {
         caps.authorize("ec2:DescribeVpcs", "*")?;
         let send = caps.aws().ec2().await?.describe_vpcs().set_filters(Some(created_by_wharf(&name))).send();
         let out = caps.call("ec2:DescribeVpcs", &name, send).await?;
-        Ok(out.vpcs().first().map(vpc_to_wit))
+        let Some(vpc) = out.vpcs().first() else { return Ok(None) };
+        caps.reclaim_if_ours(
+            tag_pairs(vpc.tags()),
+            "ec2:vpc",
+            vpc.vpc_id().unwrap_or_default(),
+            Some(&name),
+            BTreeMap::new(),
+        )?;
+        Ok(Some(vpc_to_wit(vpc)))
     }
 
     async fn subnets(&mut self, vpc_id: String) -> Result<Vec<Subnet>, WitError> {
@@ -44,6 +52,10 @@ impl Host for SandboxState {
         }
         let send = caps.aws().ec2().await?.describe_subnets().filters(filter("vpc-id", &vpc_id)).send();
         let out = caps.call("ec2:DescribeSubnets", &vpc_id, send).await?;
+        for subnet in out.subnets() {
+            let id = subnet.subnet_id().unwrap_or_default();
+            caps.reclaim_if_ours(tag_pairs(subnet.tags()), "ec2:subnet", id, None, BTreeMap::new())?;
+        }
         let mut subnets: Vec<Subnet> = out.subnets().iter().map(subnet_to_wit).collect();
         subnets.sort_by(|a, b| (&a.availability_zone, &a.cidr_block).cmp(&(&b.availability_zone, &b.cidr_block)));
         Ok(subnets)
@@ -188,7 +200,10 @@ impl Host for SandboxState {
             .filters(filter("group-name", &name))
             .send();
         let out = caps.call("ec2:DescribeSecurityGroups", &name, send).await?;
-        Ok(out.security_groups().first().map(group_to_wit))
+        let Some(group) = out.security_groups().first() else { return Ok(None) };
+        let id = group.group_id().unwrap_or_default();
+        caps.reclaim_if_ours(tag_pairs(group.tags()), "ec2:security-group", id, Some(&name), BTreeMap::new())?;
+        Ok(Some(group_to_wit(group)))
     }
 
     async fn create_security_group(
@@ -245,6 +260,9 @@ async fn ensure_gateway(caps: &Capabilities, ec2: &Client, vpc_id: &str, name: &
     let found = caps.call("ec2:DescribeInternetGateways", name, send).await?;
     let (id, attached) = match found.internet_gateways().first() {
         Some(igw) => {
+            let attributes = BTreeMap::from([("vpc_id".to_string(), vpc_id.to_string())]);
+            let id = igw.internet_gateway_id().unwrap_or_default();
+            caps.reclaim_if_ours(tag_pairs(igw.tags()), "ec2:internet-gateway", id, Some(name), attributes)?;
             let attached = igw.attachments().iter().any(|a| a.vpc_id() == Some(vpc_id));
             (igw.internet_gateway_id().unwrap_or_default().to_string(), attached)
         }
@@ -285,6 +303,8 @@ async fn ensure_route_table(
     let send = ec2.describe_route_tables().set_filters(Some(filters)).send();
     let found = caps.call("ec2:DescribeRouteTables", name, send).await?;
     if let Some(table) = found.route_tables().first() {
+        let id = table.route_table_id().unwrap_or_default();
+        caps.reclaim_if_ours(tag_pairs(table.tags()), "ec2:route-table", id, Some(name), BTreeMap::new())?;
         return Ok(table.clone());
     }
     let tags = tag_spec(caps, ResourceType::RouteTable, name);
@@ -419,6 +439,11 @@ async fn settle<T, F: Future<Output = Result<T, WitError>>>(mut call: impl FnMut
         wait *= 2;
     }
     call().await
+}
+
+/// EC2 tags as (key, value) pairs.
+fn tag_pairs(tags: &[Tag]) -> impl Iterator<Item = (&str, &str)> {
+    tags.iter().filter_map(|t| Some((t.key()?, t.value()?)))
 }
 
 fn filter(name: &str, value: &str) -> Filter {

@@ -48,20 +48,37 @@ impl Host for SandboxState {
     async fn describe_cluster(&mut self, name: String) -> Result<Option<Cluster>, WitError> {
         let caps = self.caps()?;
         caps.authorize("ecs:DescribeClusters", &name)?;
-        let send =
-            caps.aws().ecs().await?.describe_clusters().clusters(&name).include(ecs::ClusterField::Settings).send();
+        let send = caps
+            .aws()
+            .ecs()
+            .await?
+            .describe_clusters()
+            .clusters(&name)
+            .include(ecs::ClusterField::Settings)
+            .include(ecs::ClusterField::Tags)
+            .send();
         let out = caps.call("ecs:DescribeClusters", &name, send).await?;
-        Ok(out.clusters().iter().find(|c| c.status() == Some("ACTIVE")).map(to_wit))
+        let Some(cluster) = out.clusters().iter().find(|c| c.status() == Some("ACTIVE")) else { return Ok(None) };
+        let found = to_wit(cluster);
+        let tags = cluster.tags().iter().filter_map(|t| Some((t.key()?, t.value()?)));
+        caps.reclaim_if_ours(tags, "ecs:cluster", &found.arn, Some(&found.name), BTreeMap::new())?;
+        Ok(Some(found))
     }
 
     async fn describe_task_definition(&mut self, family: String) -> Result<Option<RegisteredTaskDefinition>, WitError> {
         let caps = self.caps()?;
         caps.authorize("ecs:DescribeTaskDefinition", &family)?;
-        Ok(find_task_definition(caps, &family)
+        let Some((td, tags)) = find_task_definition(caps, &family)
             .await?
             // Describing by family yields the latest ACTIVE revision; moto may return an INACTIVE one.
-            .filter(|td| td.status() == Some(&ecs::TaskDefinitionStatus::Active))
-            .map(|td| task_definition_to_wit(&td)))
+            .filter(|(td, _)| td.status() == Some(&ecs::TaskDefinitionStatus::Active))
+        else {
+            return Ok(None);
+        };
+        let found = task_definition_to_wit(&td);
+        let tags = tags.iter().filter_map(|t| Some((t.key()?, t.value()?)));
+        caps.reclaim_if_ours(tags, "ecs:task-definition", &found.arn, None, BTreeMap::new())?;
+        Ok(Some(found))
     }
 
     async fn register_task_definition(
@@ -113,8 +130,13 @@ impl Host for SandboxState {
     async fn describe_service(&mut self, cluster: String, name: String) -> Result<Option<Service>, WitError> {
         let caps = self.caps()?;
         caps.authorize("ecs:DescribeServices", &format!("{cluster}/{name}"))?;
-        let found = find_service(caps, &cluster, &name).await?;
-        Ok(found.filter(|s| s.status() != Some("INACTIVE")).map(|s| service_to_wit(&s)))
+        let Some(found) = find_service(caps, &cluster, &name).await?.filter(|s| s.status() != Some("INACTIVE")) else {
+            return Ok(None);
+        };
+        let tags = found.tags().iter().filter_map(|t| Some((t.key()?, t.value()?)));
+        let attributes = BTreeMap::from([("cluster".to_string(), cluster.clone())]);
+        caps.reclaim_if_ours(tags, "ecs:service", found.service_arn().unwrap_or_default(), Some(&name), attributes)?;
+        Ok(Some(service_to_wit(&found)))
     }
 
     async fn create_service(&mut self, request: CreateServiceRequest) -> Result<Service, WitError> {
@@ -245,10 +267,21 @@ fn is_unknown_task_definition(e: &WitError) -> bool {
 }
 
 /// The task definition (a family's latest ACTIVE revision, or an ARN), or none if ECS knows none.
-async fn find_task_definition(caps: &Capabilities, reference: &str) -> Result<Option<ecs::TaskDefinition>, WitError> {
-    let send = caps.aws().ecs().await?.describe_task_definition().task_definition(reference).send();
+/// The task definition and its tags, or none when ECS does not know it.
+async fn find_task_definition(
+    caps: &Capabilities,
+    reference: &str,
+) -> Result<Option<(ecs::TaskDefinition, Vec<ecs::Tag>)>, WitError> {
+    let send = caps
+        .aws()
+        .ecs()
+        .await?
+        .describe_task_definition()
+        .task_definition(reference)
+        .include(ecs::TaskDefinitionField::Tags)
+        .send();
     match caps.call("ecs:DescribeTaskDefinition", reference, send).await {
-        Ok(out) => Ok(out.task_definition),
+        Ok(out) => Ok(out.task_definition.map(|td| (td, out.tags.unwrap_or_default()))),
         Err(e) if is_unknown_task_definition(&e) => Ok(None),
         Err(e) => Err(e),
     }
@@ -256,7 +289,15 @@ async fn find_task_definition(caps: &Capabilities, reference: &str) -> Result<Op
 
 /// The service as ECS reports it (any status), or none when it or its cluster does not exist.
 async fn find_service(caps: &Capabilities, cluster: &str, service: &str) -> Result<Option<ecs::Service>, WitError> {
-    let send = caps.aws().ecs().await?.describe_services().cluster(cluster).services(service).send();
+    let send = caps
+        .aws()
+        .ecs()
+        .await?
+        .describe_services()
+        .cluster(cluster)
+        .services(service)
+        .include(ecs::ServiceField::Tags)
+        .send();
     // A missing service is a `failures` entry with reason MISSING, not an error.
     let name = service.rsplit('/').next().unwrap_or(service);
     match caps.call("ecs:DescribeServices", &format!("{cluster}/{name}"), send).await {
@@ -530,7 +571,7 @@ fn draining(s: &ecs::Service) -> DeleteOutcome {
 /// Deregisters the revision (it becomes INACTIVE), then asks ECS to delete it for good where
 /// supported; INACTIVE revisions cost nothing, so that second part is best effort.
 async fn delete_task_definition(caps: &Capabilities, arn: &str) -> Result<DeleteOutcome, WitError> {
-    let Some(td) = find_task_definition(caps, arn).await? else {
+    let Some((td, _)) = find_task_definition(caps, arn).await? else {
         return Ok(DeleteOutcome::AlreadyGone);
     };
     let client = caps.aws().ecs().await?;

@@ -2,6 +2,10 @@
 //! first N calls of an action fail as AWS would, so tests can prove how errors are handled.
 //!
 //! `WHARF_FAULTS="ecs:CreateService=unable-to-assume-role*2,iam:CreateRole=throttling*1"`
+//!
+//! `WHARF_CRASH_AT="after:ecs:CreateService"` (or `before:`) kills the process with SIGKILL
+//! semantics (`abort`, no destructors, no flush) right before or after that AWS call: the
+//! moments a crash is hardest to recover from.
 
 use super::aws::classify;
 use crate::host::bindings::WitError;
@@ -47,4 +51,12 @@ pub fn injected(action: &str) -> Option<WitError> {
         message: format!("{action} failed: {message} (injected)"),
         http_status: Some(status),
     })
+}
+
+/// Aborts the process if `WHARF_CRASH_AT` names this moment (`before:ACTION` / `after:ACTION`).
+pub fn crash_point(moment: &str, action: &str) {
+    if std::env::var("WHARF_CRASH_AT").is_ok_and(|at| at == format!("{moment}:{action}")) {
+        eprintln!("wharf: crashing {moment} {action} (WHARF_CRASH_AT)");
+        std::process::abort();
+    }
 }

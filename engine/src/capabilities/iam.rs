@@ -25,9 +25,8 @@ impl Host for SandboxState {
         let role = out.role.ok_or_else(|| super::incomplete_response("GetRole", "role"))?;
         // A role this very step created in an attempt that died before the ledger write: record it
         // now (the ledger deduplicates), so teardown still knows it is ours.
-        if tagged_by_this_step(caps, role.tags().iter().map(|t| (t.key(), t.value()))) {
-            caps.record_created("iam:role", role.arn(), Some(role.role_name()), BTreeMap::new())?;
-        }
+        let tags = role.tags().iter().map(|t| (t.key(), t.value()));
+        caps.reclaim_if_ours(tags, "iam:role", role.arn(), Some(role.role_name()), BTreeMap::new())?;
         Ok(Some(to_wit(&role)))
     }
 
@@ -59,7 +58,13 @@ impl Host for SandboxState {
     async fn get_role_policy(&mut self, role: String, policy_name: String) -> Result<Option<String>, WitError> {
         let caps = self.caps()?;
         caps.authorize("iam:GetRolePolicy", &role)?;
-        role_policy(caps, &role, &policy_name).await
+        let document = role_policy(caps, &role, &policy_name).await?;
+        // On a role this run created, an existing policy was put by an attempt that died before
+        // its ledger write (inline policies carry no tags to tell otherwise).
+        if document.is_some() && role_created_by_this_run(caps, &role)? {
+            record_role_policy(caps, &role, &policy_name)?;
+        }
+        Ok(document)
     }
 
     async fn put_role_policy(&mut self, role: String, policy_name: String, document: String) -> Result<(), WitError> {
@@ -80,10 +85,10 @@ impl Host for SandboxState {
             .policy_document(&document)
             .send();
         caps.call("iam:PutRolePolicy", &role, send).await?;
-        if !existed {
-            let id = format!("{role}/{policy_name}");
-            let attributes = BTreeMap::from([("role".into(), role), ("policy".into(), policy_name)]);
-            caps.record_created("iam:role-policy", &id, None, attributes)?;
+        // A policy that "existed" on a role this run created was put by an attempt that died
+        // before its ledger write: it is this run's too.
+        if !existed || role_created_by_this_run(caps, &role)? {
+            record_role_policy(caps, &role, &policy_name)?;
         }
         Ok(())
     }
@@ -91,7 +96,14 @@ impl Host for SandboxState {
     async fn attached_policies(&mut self, role: String) -> Result<Vec<String>, WitError> {
         let caps = self.caps()?;
         caps.authorize("iam:ListAttachedRolePolicies", &role)?;
-        attached(caps, &role).await
+        let arns = attached(caps, &role).await?;
+        // As for inline policies: on a role this run created, attachments are this run's.
+        if role_created_by_this_run(caps, &role)? {
+            for arn in &arns {
+                record_attachment(caps, &role, arn)?;
+            }
+        }
+        Ok(arns)
     }
 
     async fn attach_role_policy(&mut self, role: String, policy_arn: String) -> Result<(), WitError> {
@@ -100,14 +112,15 @@ impl Host for SandboxState {
         if caps.plan("iam:AttachRolePolicy", &role, &policy_arn) {
             return Ok(());
         }
-        if attached(caps, &role).await?.contains(&policy_arn) {
+        let already = attached(caps, &role).await?.contains(&policy_arn);
+        if already && !role_created_by_this_run(caps, &role)? {
             return Ok(());
         }
-        let send = caps.aws().iam().await?.attach_role_policy().role_name(&role).policy_arn(&policy_arn).send();
-        caps.call("iam:AttachRolePolicy", &role, send).await?;
-        let id = format!("{role}|{policy_arn}");
-        let attributes = BTreeMap::from([("role".into(), role), ("policy_arn".into(), policy_arn)]);
-        caps.record_created("iam:attached-policy", &id, None, attributes)
+        if !already {
+            let send = caps.aws().iam().await?.attach_role_policy().role_name(&role).policy_arn(&policy_arn).send();
+            caps.call("iam:AttachRolePolicy", &role, send).await?;
+        }
+        record_attachment(caps, &role, &policy_arn)
     }
 }
 
@@ -129,6 +142,18 @@ pub(crate) async fn delete(
             )
         })
     };
+    // A role deleted and re-created by someone else since is not this run's: leave it and its
+    // policies alone.
+    let role = resource.attributes.get("role").cloned().or_else(|| resource.name.clone()).unwrap_or_default();
+    if let Some(owner) = role_owner(caps, &role).await?
+        && owner.as_deref() != Some(caps.run_id.as_str())
+    {
+        return Err(WitError::new(
+            ErrorKind::Permanent,
+            "NotOurs",
+            format!("role {role} is no longer the one this run created (it is tagged wharf:run={owner:?}); left alone"),
+        ));
+    }
     let result = match resource.kind.as_str() {
         "iam:role-policy" => {
             let (role, policy) = (attr("role")?, attr("policy")?);
@@ -145,10 +170,18 @@ pub(crate) async fn delete(
             let send = client.delete_role().role_name(&name).send();
             match caps.call("iam:DeleteRole", &name, send).await {
                 Err(e) if e.code == "DeleteConflict" => {
-                    return Ok(DeleteOutcome::Pending(format!(
-                        "role {name} still has policies: teardown removes the ones this run added first; detach any others by hand ({})",
-                        e.message
-                    )));
+                    // Teardown removes this run's policies before its roles, so what is left was
+                    // added by someone else: waiting will not help.
+                    let mut others = attached(caps, &name).await?;
+                    others.extend(inline_policies(caps, &name).await?);
+                    return Err(WitError::new(
+                        ErrorKind::Permanent,
+                        "DeleteConflict",
+                        format!(
+                            "role {name} has policies this run did not add: {}; remove them, then run teardown again",
+                            others.join(", ")
+                        ),
+                    ));
                 }
                 other => other.map(drop),
             }
@@ -168,10 +201,36 @@ pub(crate) async fn delete(
     }
 }
 
-/// True when the tags say this run and step created the resource (wharf tags every creation).
-pub(super) fn tagged_by_this_step<'a>(caps: &Capabilities, tags: impl Iterator<Item = (&'a str, &'a str)>) -> bool {
-    let tags: Vec<_> = tags.collect();
-    caps.tags().iter().all(|(key, value)| tags.contains(&(*key, value.as_str())))
+/// The `wharf:run` tag of the role: `None` when it does not exist, `Some(None)` when it exists
+/// without one.
+async fn role_owner(caps: &Capabilities, role: &str) -> Result<Option<Option<String>>, WitError> {
+    let send = caps.aws().iam().await?.get_role().role_name(role).send();
+    let Some(out) = not_found_as_none(caps.call("iam:GetRole", role, send).await)? else { return Ok(None) };
+    let tags = out.role.map(|r| r.tags.unwrap_or_default()).unwrap_or_default();
+    Ok(Some(tags.into_iter().find(|t| t.key() == "wharf:run").map(|t| t.value().to_string())))
+}
+
+fn record_role_policy(caps: &Capabilities, role: &str, policy: &str) -> Result<(), WitError> {
+    let attributes = BTreeMap::from([("role".into(), role.to_string()), ("policy".into(), policy.to_string())]);
+    caps.record_created("iam:role-policy", &format!("{role}/{policy}"), None, attributes)
+}
+
+fn record_attachment(caps: &Capabilities, role: &str, policy_arn: &str) -> Result<(), WitError> {
+    let attributes = BTreeMap::from([("role".into(), role.to_string()), ("policy_arn".into(), policy_arn.to_string())]);
+    caps.record_created("iam:attached-policy", &format!("{role}|{policy_arn}"), None, attributes)
+}
+
+/// Whether this run's ledger lists the role as created by it.
+fn role_created_by_this_run(caps: &Capabilities, role: &str) -> Result<bool, WitError> {
+    let ledger = caps.journal().resources().map_err(|e| {
+        WitError::new(ErrorKind::Retryable, "StateReadFailed", format!("could not read the run ledger: {e}"))
+    })?;
+    Ok(ledger.iter().any(|r| r.kind == "iam:role" && r.name.as_deref() == Some(role)))
+}
+
+async fn inline_policies(caps: &Capabilities, role: &str) -> Result<Vec<String>, WitError> {
+    let send = caps.aws().iam().await?.list_role_policies().role_name(role).send();
+    Ok(caps.call("iam:ListRolePolicies", role, send).await?.policy_names().to_vec())
 }
 
 async fn role_policy(caps: &Capabilities, role: &str, policy_name: &str) -> Result<Option<String>, WitError> {

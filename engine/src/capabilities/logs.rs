@@ -23,6 +23,16 @@ impl Host for SandboxState {
             return Err(WitError::new(ErrorKind::InvalidInput, "InvalidRetention", message));
         }
         let existing = find(caps, &name).await?;
+        if existing.is_some() {
+            // Made by this step in an attempt that died before its ledger write? (ListTagsLogGroup
+            // is deprecated in favour of ListTagsForResource but still served, by AWS and moto.)
+            #[allow(deprecated)]
+            let send = caps.aws().logs().await?.list_tags_log_group().log_group_name(&name).send();
+            #[allow(deprecated)]
+            let tags = caps.call("logs:ListTagsLogGroup", &name, send).await?.tags.unwrap_or_default();
+            let pairs = tags.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+            caps.reclaim_if_ours(pairs, "logs:log-group", &name, Some(&name), BTreeMap::new())?;
+        }
         let created = existing.is_none();
         if created {
             if caps.plan("logs:CreateLogGroup", &name, "") {

@@ -112,7 +112,11 @@ impl Capabilities {
             );
             return Err(error);
         }
+        #[cfg(feature = "fault-injection")]
+        faults::crash_point("before", action);
         let result = request.await.map_err(|e| aws::map_sdk_error(action, e));
+        #[cfg(feature = "fault-injection")]
+        faults::crash_point("after", action);
         let outcome = match &result {
             Ok(_) => "ok".to_string(),
             Err(e) => format!("{} {}", e.kind.as_str(), e.code),
@@ -147,6 +151,23 @@ impl Capabilities {
                 format!("could not record {kind} {id} in the run ledger: {e}"),
             )
         })
+    }
+
+    /// Records a resource a lookup found when its tags say this run and step created it. An attempt
+    /// that died between AWS creating something and the ledger write left it unrecorded; the
+    /// resumed (in-doubt) attempt finds it instead of creating it, and this puts it back in the
+    /// ledger so teardown still deletes it. The ledger deduplicates.
+    pub fn reclaim_if_ours<'a>(
+        &self,
+        tags: impl IntoIterator<Item = (&'a str, &'a str)>,
+        kind: &str,
+        id: &str,
+        name: Option<&str>,
+        attributes: BTreeMap<String, String>,
+    ) -> Result<(), WitError> {
+        let tags: Vec<(&str, &str)> = tags.into_iter().collect();
+        let ours = self.tags().iter().all(|(key, value)| tags.contains(&(*key, value.as_str())));
+        if ours { self.record_created(kind, id, name, attributes) } else { Ok(()) }
     }
 
     /// Tags every resource the host creates carries: which run and step made it.

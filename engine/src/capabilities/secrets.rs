@@ -29,9 +29,8 @@ impl Host for SandboxState {
         }
         let secret = to_wit(out.arn(), out.name())?;
         // Created by this step in an attempt that died before the ledger write: record it now.
-        if super::iam::tagged_by_this_step(caps, out.tags().iter().filter_map(|t| Some((t.key()?, t.value()?)))) {
-            caps.record_created("secretsmanager:secret", &secret.arn, Some(&secret.name), BTreeMap::new())?;
-        }
+        let tags = out.tags().iter().filter_map(|t| Some((t.key()?, t.value()?)));
+        caps.reclaim_if_ours(tags, "secretsmanager:secret", &secret.arn, Some(&secret.name), BTreeMap::new())?;
         Ok(Some(secret))
     }
 

@@ -6,7 +6,7 @@ use crate::capabilities::CallMode;
 use crate::host::Host;
 use crate::host::cache::ComponentCache;
 use crate::journal::{JournalError, RunStatus, StateBackend};
-use crate::scheduler::{ResumeOptions, RunError, RunOutcome, Scheduler, TeardownOptions};
+use crate::scheduler::{ResumeOptions, RunError, RunOutcome, Scheduler, TEARDOWN_STEP, TeardownOptions};
 use crate::workflow::{Workflow, WorkflowError};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -30,7 +30,9 @@ pub fn run(cli: &Cli, file: &Path, params: &[String]) -> Result<ExitCode, Failur
 
 /// Loads a workflow and type-checks `NAME=VALUE` parameters against it.
 pub(super) fn load_with_params(file: &Path, params: &[String]) -> Result<(Workflow, BTreeMap<String, Value>), Failure> {
-    let workflow = Workflow::load(file, &crate::builtin::names()).map_err(workflow_failure)?;
+    // Absolute, so plugin paths resolve the same way now and when the run is resumed elsewhere.
+    let file = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    let workflow = Workflow::load(&file, &crate::builtin::names()).map_err(workflow_failure)?;
     let given = params
         .iter()
         .map(|p| {
@@ -100,10 +102,13 @@ fn print_outcome(cli: &Cli, outcome: &RunOutcome, spec: &state::Spec) {
         println!("{}", serde_json::to_string_pretty(&json).expect("JSON values serialize"));
         return;
     }
+    let teardown =
+        outcome.outputs.contains_key(TEARDOWN_STEP) || outcome.failed.iter().any(|(id, _)| id == TEARDOWN_STEP);
+    let what = if teardown { "teardown of run" } else { "run" };
     match outcome.status {
-        RunStatus::Succeeded => println!("run {} succeeded", outcome.run_id),
+        RunStatus::Succeeded => println!("{what} {} succeeded", outcome.run_id),
         _ => {
-            println!("run {} failed", outcome.run_id);
+            println!("{what} {} failed", outcome.run_id);
             for (id, e) in &outcome.failed {
                 println!("  step `{id}` failed ({} {}): {}", e.kind, e.code, e.message);
             }
@@ -115,7 +120,8 @@ fn print_outcome(cli: &Cli, outcome: &RunOutcome, spec: &state::Spec) {
                 state::Spec::S3(loc) if cli.state.is_none() => format!("--state {loc} "),
                 _ => String::new(),
             };
-            println!("fix the cause, then: wharf {state}resume {}", outcome.run_id);
+            let again = if teardown { "teardown" } else { "resume" };
+            println!("fix the cause, then: wharf {state}{again} {}", outcome.run_id);
         }
     }
 }

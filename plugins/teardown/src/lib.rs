@@ -82,10 +82,12 @@ impl Step for Teardown {
         }
         if !leftovers.is_empty() {
             let list: Vec<String> = leftovers.iter().map(|l| format!("{} {} ({})", l.kind, l.id, l.reason)).collect();
-            return Err(Error::retryable(
+            // Not retryable by the scheduler: pending deletions were already waited for, and what
+            // is left needs a person (the reasons say what). Deletions so far are recorded.
+            return Err(Error::permanent(
                 "Leftovers",
                 format!(
-                    "{} resource(s) could not be deleted yet: {}; deleted so far are recorded, run teardown again to continue",
+                    "{} resource(s) could not be deleted: {}; fix the cause, then run `wharf teardown` for this run again",
                     leftovers.len(),
                     list.join("; ")
                 ),
