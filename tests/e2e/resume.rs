@@ -6,26 +6,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 use wharf_tests::{Scratch, text};
 
-const WORKFLOW: &str = r#"
-name = "killable"
-
-[[steps]]
-id = "first"
-plugin = "{TESTKIT}"
-with = { mode = "echo", value = "one" }
-
-[[steps]]
-id = "slow"
-plugin = "{TESTKIT}"
-needs = ["first"]
-timeout = "2m"
-with = { mode = "sleep", millis = MILLIS }
-
-[[steps]]
-id = "last"
-plugin = "{TESTKIT}"
-with = { mode = "echo", value = "${steps.first.outputs.value} then ${steps.slow.outputs.slept_ms}" }
-"#;
+use wharf_tests::KILLABLE_WORKFLOW as WORKFLOW;
 
 /// Polls `wharf status` until `pred` holds (bounded; the process may be slow on a loaded CI box).
 fn wait_for(s: &Scratch, what: &str, pred: impl Fn(&Value) -> bool) -> Value {

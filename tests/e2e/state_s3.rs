@@ -8,26 +8,7 @@ use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 use wharf_tests::{Scratch, aws_config, s3_client, text, unique};
 
-const WORKFLOW: &str = r#"
-name = "shared-state"
-
-[[steps]]
-id = "first"
-plugin = "{TESTKIT}"
-with = { mode = "echo", value = "one" }
-
-[[steps]]
-id = "slow"
-plugin = "{TESTKIT}"
-needs = ["first"]
-timeout = "2m"
-with = { mode = "sleep", millis = MILLIS }
-
-[[steps]]
-id = "last"
-plugin = "{TESTKIT}"
-with = { mode = "echo", value = "${steps.first.outputs.value} then ${steps.slow.outputs.slept_ms}" }
-"#;
+use wharf_tests::KILLABLE_WORKFLOW as WORKFLOW;
 
 /// Short leases so takeovers happen within a test; heartbeats renew every third of it.
 const LEASE_SECS: u64 = 3;

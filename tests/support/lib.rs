@@ -9,6 +9,28 @@ pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));
 }
 
+/// Three testkit steps, the middle one sleeping `MILLIS` ms (replace it): a run to kill mid-way.
+pub const KILLABLE_WORKFLOW: &str = r#"
+name = "killable"
+
+[[steps]]
+id = "first"
+plugin = "{TESTKIT}"
+with = { mode = "echo", value = "one" }
+
+[[steps]]
+id = "slow"
+plugin = "{TESTKIT}"
+needs = ["first"]
+timeout = "2m"
+with = { mode = "sleep", millis = MILLIS }
+
+[[steps]]
+id = "last"
+plugin = "{TESTKIT}"
+with = { mode = "echo", value = "${steps.first.outputs.value} then ${steps.slow.outputs.slept_ms}" }
+"#;
+
 /// A scratch directory holding workflow files and a state dir, removed on drop.
 pub struct Scratch {
     pub dir: tempfile::TempDir,

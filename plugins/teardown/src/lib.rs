@@ -172,7 +172,7 @@ mod tests {
     }
 
     #[test]
-    fn failed_deletions_are_reported_as_retryable_leftovers_after_trying_the_rest() {
+    fn failed_deletions_are_reported_as_leftovers_after_trying_the_rest() {
         let host = FakeHost::new();
         ledger_of_a_deployment(&host);
         host.on_delete(|kind, _, _| match kind {
@@ -180,7 +180,9 @@ mod tests {
             _ => Ok(DeleteOutcome::Deleted),
         });
         let err = host.run::<Teardown>(json!({ "keep_log_groups": true })).unwrap_err();
-        assert!(err.is_retryable());
+        // Not retried by the scheduler: pending deletions were already waited for.
+        assert!(!err.is_retryable());
+        assert_eq!(err.code(), "Leftovers");
         assert!(err.message().contains("ecs:cluster arn:cluster (ClusterContainsServicesException"), "{err}");
         // The security group after the failed cluster was still attempted; the log group was kept.
         assert_eq!(host.calls_to("ledger::delete").len(), 3);
