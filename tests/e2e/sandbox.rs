@@ -54,6 +54,12 @@ grants = ["ecs:DescribeClusters allowed-cluster"]
 with = { cluster = "other-cluster" }
 
 [[steps]]
+id = "escape"
+plugin = "{TESTKIT}"
+grants = ["fs:Read ../.."]
+with = { mode = "read-passwd" }
+
+[[steps]]
 id = "well-behaved"
 plugin = "{TESTKIT}"
 with = { mode = "echo", value = "still here" }
@@ -104,6 +110,11 @@ fn hostile_plugins_are_contained_with_clear_errors() {
     let e = failure(&result, "outside-grant");
     assert_eq!(e["kind"], "denied");
     assert!(e["message"].as_str().unwrap().contains("\"ecs:DescribeClusters other-cluster\""), "{e}");
+
+    // A directory grant cannot reach outside the workflow's directory.
+    let e = failure(&result, "escape");
+    assert_eq!(e["code"], "DirectoryGrant");
+    assert!(e["message"].as_str().unwrap().contains("inside the workflow file's directory"), "{e}");
 
     // No environment leaks in, and the well-behaved step is unaffected by its neighbours.
     assert_eq!(result["outputs"]["env"]["vars"], 0, "{result:#}");

@@ -105,19 +105,16 @@ impl Plugin {
     }
 
     /// Refuses to run a plugin that imports a capability the step has no grant for at all.
-    pub fn check_imports(&self, step_id: &str, grants: &GrantSet) -> Result<(), PluginError> {
+    /// `declared` are the plugin's declared grant lines rendered with the step's inputs: the
+    /// error suggests them, ready to paste into the workflow.
+    pub fn check_imports(&self, step_id: &str, grants: &GrantSet, declared: &[String]) -> Result<(), PluginError> {
         for interface in &self.capability_imports {
             let Some(service) = service_of(interface) else { continue };
             if grants.covers_service(service) {
                 continue;
             }
-            let declared: Vec<String> = self
-                .info
-                .grants
-                .iter()
-                .filter(|g| g.starts_with(&format!("{service}:")))
-                .map(|g| format!("\"{g}\""))
-                .collect();
+            let declared: Vec<String> =
+                declared.iter().filter(|g| g.starts_with(&format!("{service}:"))).map(|g| format!("\"{g}\"")).collect();
             let suggestion =
                 if declared.is_empty() { format!("\"{service}:<Operation> <resource>\"") } else { declared.join(", ") };
             return Err(PluginError::CapabilityNotGranted {

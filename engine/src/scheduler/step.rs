@@ -61,8 +61,8 @@ async fn run_step_inner(
 ) -> Result<StepOutcome, StepError> {
     let step = ctx.workflow.step(step_id).expect("scheduled steps exist");
     let plugin = ctx.plugins[step_id].clone();
-    let (inputs, grants) = render(ctx, step, &plugin.info.grants, outputs)?;
-    plugin.check_imports(step_id, &grants).map_err(|e| StepError {
+    let (inputs, grants, declared) = render(ctx, step, &plugin.info.grants, outputs)?;
+    plugin.check_imports(step_id, &grants, &declared).map_err(|e| StepError {
         kind: "denied".into(),
         code: "CapabilityNotGranted".into(),
         message: e.to_string(),
@@ -164,34 +164,42 @@ fn render(
     step: &Step,
     declared: &[String],
     outputs: &BTreeMap<String, Value>,
-) -> Result<(Value, GrantSet), StepError> {
+) -> Result<(Value, GrantSet, Vec<String>), StepError> {
     let env = |name: &str| std::env::var(name).ok();
     let templates = TemplateContext { params: &ctx.params, steps: outputs, run_id: &ctx.run_id, env: &env, with: None };
     let inputs = render_value(&step.with, &templates).map_err(|e| invalid("TemplateError", e.to_string()))?;
-    let grants = step_grants(step, declared, &templates, &inputs)?;
-    Ok((inputs, grants))
+    let builtin = matches!(step.plugin, PluginRef::Builtin(_));
+    let declared = declared_grants(declared, &templates, &inputs, builtin)?;
+    let grants = step_grants(step, if builtin { &declared } else { &[] }, &templates)?;
+    Ok((inputs, grants, declared))
 }
 
-/// The step's grants: what the workflow lists, plus what a built-in plugin declares it needs.
-fn step_grants(
-    step: &Step,
+/// The plugin's declared grant lines rendered with the step's inputs (lines about optional
+/// inputs the step does not use are dropped). Built-in plugins are granted these; for custom
+/// plugins they are only suggestions, so a line that does not render is skipped.
+fn declared_grants(
     declared: &[String],
     templates: &TemplateContext,
     inputs: &Value,
-) -> Result<GrantSet, StepError> {
+    builtin: bool,
+) -> Result<Vec<String>, StepError> {
+    let with_inputs = TemplateContext { with: Some(inputs), ..*templates };
     let mut lines = Vec::new();
+    for line in declared.iter().filter(|line| uses_only_given_inputs(line, inputs)) {
+        match render_str(line, &with_inputs) {
+            Ok(rendered) => lines.push(rendered),
+            Err(e) if builtin => return Err(invalid("TemplateError", format!("declared grant `{line}`: {e}"))),
+            Err(_) => {}
+        }
+    }
+    Ok(lines)
+}
+
+/// The step's grants: what the workflow lists, plus (for built-in plugins) what they declare.
+fn step_grants(step: &Step, declared: &[String], templates: &TemplateContext) -> Result<GrantSet, StepError> {
+    let mut lines = declared.to_vec();
     for line in &step.grants {
         lines.push(render_str(line, templates).map_err(|e| invalid("TemplateError", format!("grant `{line}`: {e}")))?);
-    }
-    if matches!(step.plugin, PluginRef::Builtin(_)) {
-        let with_inputs = TemplateContext { with: Some(inputs), ..*templates };
-        // A declared grant about an optional input the step does not use is not needed.
-        for line in declared.iter().filter(|line| uses_only_given_inputs(line, inputs)) {
-            lines.push(
-                render_str(line, &with_inputs)
-                    .map_err(|e| invalid("TemplateError", format!("declared grant `{line}`: {e}")))?,
-            );
-        }
     }
     let grants = lines
         .iter()
@@ -215,6 +223,17 @@ fn read_only_dirs(grants: &GrantSet, base: &Path) -> Result<Vec<(PathBuf, String
             return Err(invalid(
                 "DirectoryGrant",
                 format!("`fs:Read {}`: name one directory, without `*`", grant.resource),
+            ));
+        }
+        // Only what sits beside the workflow file: no absolute paths, no climbing out with `..`.
+        let relative = Path::new(&grant.resource);
+        if relative.is_absolute() || relative.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+            return Err(invalid(
+                "DirectoryGrant",
+                format!(
+                    "`fs:Read {}`: name a directory inside the workflow file's directory, relative to it",
+                    grant.resource
+                ),
             ));
         }
         let host = base.join(&grant.resource);
