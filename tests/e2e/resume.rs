@@ -70,9 +70,16 @@ fn a_run_being_driven_cannot_be_resumed_by_another_process() {
     let run_id = status["run"]["id"].as_str().unwrap().to_string();
     let out = s.run(&["resume", &run_id]);
     let stderr = text(&out.stderr);
+    // Its log is readable meanwhile; an unknown step is an input error naming the real ones.
+    let logs = s.run(&["logs", &run_id, "--step", "first"]);
+    let unknown = s.run(&["logs", &run_id, "--step", "nosuch"]);
     kill(child);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("pid"), "the error names the process holding the run: {stderr}");
+    assert!(logs.status.success(), "{}", text(&logs.stderr));
+    assert!(text(&logs.stdout).contains("attempt 1 succeeded"), "{}", text(&logs.stdout));
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(text(&unknown.stderr).contains("its steps are: first, slow"), "{}", text(&unknown.stderr));
 }
 
 #[test]

@@ -83,8 +83,18 @@ pub fn runs(cli: &Cli) -> Result<ExitCode, Failure> {
 
 pub fn logs(cli: &Cli, run_id: &str, step: Option<&str>) -> Result<ExitCode, Failure> {
     let (backend, _) = state::backend(cli)?;
-    let journal = backend.open_run(run_id).map_err(journal_failure)?;
-    let events = journal.events(step, None).map_err(journal_failure)?;
+    // Readable while another process drives the run (`wharf logs` during a deployment).
+    let events = backend.read_events(run_id, step).map_err(journal_failure)?;
+    if let Some(step) = step
+        && events.is_empty()
+    {
+        let known: Vec<String> =
+            backend.read_run(run_id).map_err(journal_failure)?.steps.into_iter().map(|s| s.step_id).collect();
+        return Err(Failure::new(
+            ExitCode::InvalidInput,
+            format!("run {run_id} has no events for step `{step}`; its steps are: {}", known.join(", ")),
+        ));
+    }
     if cli.output == Output::Json {
         println!("{}", serde_json::to_string_pretty(&events).expect("events serialize"));
         return Ok(ExitCode::Success);

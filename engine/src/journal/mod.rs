@@ -51,6 +51,11 @@ pub trait StateBackend: Send + Sync {
     }
     /// One run's snapshot, readable while locked by another process.
     fn read_run(&self, run_id: &str) -> Result<RunSnapshot, JournalError>;
+    /// A run's events (optionally one step's). Backends that can should serve this while another
+    /// process drives the run; the default opens (locks) the run.
+    fn read_events(&self, run_id: &str, step_id: Option<&str>) -> Result<Vec<Event>, JournalError> {
+        self.open_run(run_id)?.events(step_id, None)
+    }
     /// Everything recorded about a run (migration). Takes the run's lock while reading, so a run being
     /// driven is refused rather than copied half-way.
     fn export_run(&self, run_id: &str) -> Result<RunDump, JournalError> {

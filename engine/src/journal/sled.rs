@@ -180,6 +180,23 @@ impl StateBackend for SledBackend {
         let dir = self.existing_run_dir(run_id)?;
         snapshot::read(&dir, run_id)?.ok_or_else(|| missing_snapshot(&dir, run_id))
     }
+
+    fn read_events(&self, run_id: &str, step_id: Option<&str>) -> Result<Vec<Event>, JournalError> {
+        let dir = self.existing_run_dir(run_id)?;
+        if lock::probe(&dir.join("lock"))?.is_none() {
+            return self.open_run(run_id)?.events(step_id, None);
+        }
+        // Being driven by another process: read the mirror it appends to at every flush. A line cut
+        // short by a write in progress is the newest one; it shows up on the next read.
+        let path = dir.join(EVENTS_MIRROR);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => return Err(JournalError::Io { path, source }),
+        };
+        let events = text.lines().filter_map(|line| serde_json::from_str::<Event>(line).ok());
+        Ok(events.filter(|e| step_id.is_none_or(|s| e.step_id.as_deref() == Some(s))).collect())
+    }
 }
 
 fn missing_snapshot(dir: &Path, run_id: &str) -> JournalError {
@@ -207,6 +224,8 @@ struct State {
     run: RunRecord,
     next_seq: u64,
     next_order: u64,
+    /// Events up to this seq are in the `events.jsonl` mirror (0: rewrite it at the next flush).
+    mirrored_seq: u64,
 }
 
 /// A run opened for driving.
@@ -302,12 +321,44 @@ impl SledJournal {
         Err(corrupt(&self.db_path, &self.run_dir, &self.run_id(), detail))
     }
 
+    /// Appends the events flushed since the last call to `events.jsonl`, so `wharf logs` can read a
+    /// run another process is driving (its sled database is locked). Derived, like the snapshot:
+    /// the first flush after opening rewrites it whole from the journal.
+    fn mirror_events(&self, st: &mut State) -> Result<(), JournalError> {
+        use std::io::Write;
+        let path = self.run_dir.join(EVENTS_MIRROR);
+        let io = |source| JournalError::Io { path: path.clone(), source };
+        let fresh = st.mirrored_seq == 0;
+        let events = self.events(None, (!fresh).then_some(st.mirrored_seq))?;
+        if events.is_empty() && !fresh {
+            return Ok(());
+        }
+        let mut text = String::new();
+        for event in &events {
+            text.push_str(&serde_json::to_string(event)?);
+            text.push('\n');
+        }
+        if fresh {
+            let tmp = path.with_extension("jsonl.tmp");
+            fs::write(&tmp, text).map_err(io)?;
+            fs::rename(&tmp, &path).map_err(io)?;
+        } else {
+            let mut file = fs::OpenOptions::new().append(true).create(true).open(&path).map_err(io)?;
+            file.write_all(text.as_bytes()).map_err(io)?;
+        }
+        st.mirrored_seq = st.next_seq - 1;
+        Ok(())
+    }
+
     fn write_snapshot(&self, st: &State) -> Result<(), JournalError> {
         let owner = Some(self.lock.owner().clone());
         let snap = snapshot::build(st.run.clone(), self.attempts()?, self.resources()?, st.next_seq - 1, owner);
         snapshot::write(&self.run_dir, &snap)
     }
 }
+
+/// The event mirror in a run's directory (see `SledJournal::mirror_events`).
+const EVENTS_MIRROR: &str = "events.jsonl";
 
 type Opened = (Db, Tree, Tree, Tree, Tree, State);
 
@@ -367,7 +418,7 @@ fn open_db(db_path: &Path, run_dir: &Path, run_id: &str, create: Option<RunRecor
         let e: LedgerEntry = decode(db_path, run_dir, run_id, "resources", &v.map_err(err)?)?;
         next_order = next_order.max(e.order + 1);
     }
-    Ok((db, meta, attempts, events, resources, State { run, next_seq, next_order }))
+    Ok((db, meta, attempts, events, resources, State { run, next_seq, next_order, mirrored_seq: 0 }))
 }
 
 fn seq_of(key: &[u8]) -> Option<u64> {
@@ -510,8 +561,9 @@ impl RunJournal for SledJournal {
 
     fn flush(&self) -> Result<(), JournalError> {
         // Hold the state lock so concurrent flushes write snapshots in order and see a consistent run record.
-        let st = self.state();
+        let mut st = self.state();
         self.db.flush().map_err(|e| self.sled_err(e))?;
-        self.write_snapshot(&st)
+        self.write_snapshot(&st)?;
+        self.mirror_events(&mut st)
     }
 }
