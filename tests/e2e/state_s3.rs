@@ -60,6 +60,26 @@ impl Machine {
         self.wharf().args(["run", wf.to_str().unwrap()]).spawn().unwrap()
     }
 
+    /// Like `start_until_slow`, keeping the run's stderr for the test to read.
+    fn start_captured_until_slow(&self, millis: u64) -> (Child, String) {
+        let wf = self.scratch.workflow("shared.toml", &WORKFLOW.replace("MILLIS", &millis.to_string()));
+        let child = self
+            .wharf()
+            .args(["run", wf.to_str().unwrap()])
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        (child, self.slow_step_run_id())
+    }
+
+    /// Waits until the latest run's slow step is in flight; returns the run id.
+    fn slow_step_run_id(&self) -> String {
+        let status = self
+            .wait_for("the slow step to start", |v| step(v, "slow").is_some_and(|s| s["last"]["status"] == "started"));
+        status["run"]["id"].as_str().unwrap().to_string()
+    }
+
     /// Polls `wharf status` (latest run) until `pred` holds.
     fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -78,9 +98,7 @@ impl Machine {
     /// Starts a run and returns it (and its id) once the slow step is in flight.
     fn start_until_slow(&self, millis: u64) -> (Child, String) {
         let child = self.start(millis);
-        let status = self
-            .wait_for("the slow step to start", |v| step(v, "slow").is_some_and(|s| s["last"]["status"] == "started"));
-        (child, status["run"]["id"].as_str().unwrap().to_string())
+        (child, self.slow_step_run_id())
     }
 
     /// `resume`, retried while the previous (dead) holder's lease has not expired yet.
@@ -192,16 +210,7 @@ fn an_expired_lease_is_taken_over_and_the_old_holder_stops() {
 fn a_taken_over_holder_reports_who_took_it() {
     let (_, state) = shared_state();
     let (a, b) = (Machine::new(&state), Machine::new(&state));
-    let wf = a.scratch.workflow("shared.toml", &WORKFLOW.replace("MILLIS", "3000"));
-    let child = a
-        .wharf()
-        .args(["run", wf.to_str().unwrap()])
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let status = a.wait_for("the slow step", |v| step(v, "slow").is_some_and(|s| s["last"]["status"] == "started"));
-    let run_id = status["run"]["id"].as_str().unwrap().to_string();
+    let (child, run_id) = a.start_captured_until_slow(3000);
     signal(&child, "-STOP");
     std::thread::sleep(Duration::from_secs(LEASE_SECS + 1));
     let out = b.run(&["resume", &run_id]);
@@ -217,16 +226,7 @@ fn a_taken_over_holder_reports_who_took_it() {
 fn a_deleted_lock_is_reported_by_its_holder() {
     let (bucket, state) = shared_state();
     let a = Machine::new(&state);
-    let wf = a.scratch.workflow("shared.toml", &WORKFLOW.replace("MILLIS", "4000"));
-    let child = a
-        .wharf()
-        .args(["run", wf.to_str().unwrap()])
-        .stderr(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let status = a.wait_for("the slow step", |v| step(v, "slow").is_some_and(|s| s["last"]["status"] == "started"));
-    let run_id = status["run"]["id"].as_str().unwrap();
+    let (child, run_id) = a.start_captured_until_slow(4000);
     let prefix = state.trim_start_matches(&format!("s3://{bucket}/")).to_string();
     runtime().block_on(async {
         let s3 = s3_client(&aws_config().await).await;
