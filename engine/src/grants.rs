@@ -162,6 +162,33 @@ mod tests {
     }
 
     #[test]
+    fn registry_resources_with_ports_and_globs() {
+        let set = GrantSet::new(
+            "push",
+            [
+                "registry:Push 127.0.0.1:5601/ecs-example",
+                "registry:Pull 127.0.0.1:5601/team/*",
+                "registry:PlainHttp 10.0.0.5:5000",
+            ]
+            .iter()
+            .map(|l| Grant::parse(l).unwrap())
+            .collect(),
+        );
+        assert!(set.check("registry:Push", "127.0.0.1:5601/ecs-example").is_ok());
+        assert!(set.check("registry:Push", "127.0.0.1:5601/ecs-example-2").is_err());
+        assert!(set.check("registry:Push", "127.0.0.1:5602/ecs-example").is_err());
+        assert!(set.check("registry:Pull", "127.0.0.1:5601/team/app").is_ok());
+        assert!(set.check("registry:Pull", "127.0.0.1:5601/team/sub/app").is_ok());
+        assert!(set.check("registry:Pull", "127.0.0.1:5601/other/app").is_err());
+        assert!(set.check("registry:PlainHttp", "10.0.0.5:5000").is_ok());
+        let denied = set.check("registry:Push", "127.0.0.1:5601/team/app").unwrap_err();
+        assert!(
+            denied.to_string().contains("add the grant line \"registry:Push 127.0.0.1:5601/team/app\""),
+            "{denied}"
+        );
+    }
+
+    #[test]
     fn denial_names_the_line_to_add() {
         let set = GrantSet::new("cluster", vec![Grant::parse("ecs:DescribeClusters a").unwrap()]);
         assert!(set.check("ecs:DescribeClusters", "a").is_ok());

@@ -1,16 +1,33 @@
 //! `ledger`: the run's resource ledger as plugins see it. A plugin can delete only what the
-//! ledger lists, which is how teardown never touches anything the run did not create.
+//! ledger lists, which is how teardown never touches anything the run did not create, and reads
+//! only its own step's entries unless granted `ledger:Read <step-id>`.
 
 use super::Capabilities;
 use crate::host::bindings::wharf::plugin::ledger::{DeleteOptions, DeleteOutcome, Entry, Host};
 use crate::host::bindings::{ErrorKind, WitError};
 use crate::host::sandbox::SandboxState;
-use crate::journal;
+use crate::journal::{self, EventKind, LogLevel};
 
 impl Host for SandboxState {
+    /// The step's own entries, plus those of the steps its `ledger:Read <step-id>` grants name
+    /// (`ledger:Read *` for all): what other steps created is not every plugin's business.
     async fn entries(&mut self) -> Result<Vec<Entry>, WitError> {
         let caps = self.caps()?;
-        Ok(ledger(caps)?.iter().map(to_wit).collect())
+        caps.throttle().await;
+        let (visible, hidden): (Vec<_>, Vec<_>) = ledger(caps)?
+            .into_iter()
+            .partition(|r| r.step_id == caps.step_id || caps.is_granted("ledger:Read", &r.step_id));
+        if let Some(other) = hidden.first() {
+            caps.event(
+                EventKind::Log(LogLevel::Info),
+                format!(
+                    "{} ledger entries of other steps are hidden from this step; grant e.g. \"ledger:Read {}\" (or \"ledger:Read *\") to read them",
+                    hidden.len(),
+                    other.step_id
+                ),
+            );
+        }
+        Ok(visible.iter().map(to_wit).collect())
     }
 
     async fn delete(&mut self, kind: String, id: String, options: DeleteOptions) -> Result<DeleteOutcome, WitError> {
@@ -32,6 +49,7 @@ impl Host for SandboxState {
             Some("iam") => super::iam::delete(caps, &resource, days).await?,
             Some("secretsmanager") => super::secrets::delete(caps, &resource, days).await?,
             Some("logs") => super::logs::delete(caps, &resource, days).await?,
+            Some("registry") => super::registry::delete(caps, &resource, days).await?,
             _ => {
                 return Err(WitError::new(
                     ErrorKind::Permanent,

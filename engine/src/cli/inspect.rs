@@ -63,7 +63,11 @@ fn print_status(s: &RunSnapshot) {
 
 pub fn runs(cli: &Cli) -> Result<ExitCode, Failure> {
     let (backend, spec) = state::backend(cli)?;
-    let runs = backend.list_runs().map_err(journal_failure)?;
+    let (runs, broken) = backend.scan_runs().map_err(journal_failure)?;
+    // One damaged run must not hide the others, nor be hidden itself (docs/state.md: damaged state).
+    for e in &broken {
+        eprintln!("warning: {e}");
+    }
     if cli.output == Output::Json {
         let list: Vec<_> = runs
             .iter()

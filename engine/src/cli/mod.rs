@@ -71,6 +71,9 @@ pub enum Command {
         /// Keep CloudWatch log groups.
         #[arg(long)]
         keep_log_groups: bool,
+        /// Also delete the images the run pushed to registries (by digest, with their tags).
+        #[arg(long)]
+        delete_images: bool,
         /// How long to wait for slow deletions, e.g. `10m`.
         #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
@@ -163,10 +166,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
     match &cli.command {
         Command::Run { file, params } => run::run(&cli, file, params),
         Command::Resume { run_id, accept_changes } => run::resume(&cli, run_id, *accept_changes),
-        Command::Teardown { run_id, secret_recovery_days, keep_log_groups, timeout } => {
+        Command::Teardown { run_id, secret_recovery_days, keep_log_groups, delete_images, timeout } => {
             let options = crate::scheduler::TeardownOptions {
                 secret_recovery_days: *secret_recovery_days,
                 keep_log_groups: *keep_log_groups,
+                delete_images: *delete_images,
                 timeout: *timeout,
             };
             run::teardown(&cli, run_id, options)

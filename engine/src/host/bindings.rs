@@ -1,7 +1,7 @@
 //! Host-side bindings for the `wharf:plugin` WIT package (the `step` world).
 
 wasmtime::component::bindgen!({
-    path: "../wit/0.1.0",
+    path: "../wit/0.1",
     world: "step",
     imports: { default: async },
     exports: { default: async },

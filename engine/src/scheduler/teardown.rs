@@ -21,13 +21,20 @@ pub struct TeardownOptions {
     /// Recovery window for deleted secrets (7-30 days); `None` deletes them at once.
     pub secret_recovery_days: Option<u32>,
     pub keep_log_groups: bool,
+    /// Also delete the images the run pushed (kept by default).
+    pub delete_images: bool,
     /// How long slow deletions (draining services) may take.
     pub timeout: Duration,
 }
 
 impl Default for TeardownOptions {
     fn default() -> Self {
-        TeardownOptions { secret_recovery_days: None, keep_log_groups: false, timeout: Duration::from_secs(600) }
+        TeardownOptions {
+            secret_recovery_days: None,
+            keep_log_groups: false,
+            delete_images: false,
+            timeout: Duration::from_secs(600),
+        }
     }
 }
 
@@ -46,6 +53,7 @@ impl Scheduler {
             with: json!({
                 "secret_recovery_days": options.secret_recovery_days,
                 "keep_log_groups": options.keep_log_groups,
+                "delete_images": options.delete_images,
                 "timeout_secs": options.timeout.as_secs(),
             }),
             grants: vec![],

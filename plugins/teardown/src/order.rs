@@ -2,12 +2,13 @@
 
 use wharf_plugin_sdk::ledger::Entry as Resource;
 
-/// Kinds in deletion order. A service must be gone before its cluster, task definition and
-/// roles; roles lose their policies before they can be deleted; the network goes last, from
+/// Kinds in deletion order. A service must be gone before its cluster, task definition, image
+/// and roles; an image before the secret that may hold the registry credentials teardown reads; roles lose their policies before they can be deleted; the network goes last, from
 /// what sits in the VPC to the VPC itself.
 const ORDER: &[&str] = &[
     "ecs:service",
     "ecs:task-definition",
+    "registry:image",
     "logs:log-group",
     "ecs:cluster",
     "secretsmanager:secret",

@@ -1,0 +1,179 @@
+//! Registry credentials, read by the host so the plugin never sees them: basic auth from a
+//! Secrets Manager secret (`{"username", "password"}`, the format ECS `repositoryCredentials`
+//! uses) or an ECR token. The plaintext lives in a `Zeroizing` buffer and in the per-call
+//! oci-client session, and is dropped when the host call returns; messages name the secret only.
+
+use super::Capabilities;
+use super::errors::Context;
+use crate::host::bindings::wharf::plugin::registry::Auth;
+use crate::host::bindings::{ErrorKind, WitError};
+use base64::Engine as _;
+use oci_client::secrets::RegistryAuth;
+use std::collections::BTreeMap;
+use zeroize::Zeroizing;
+
+/// Checks the grants the credentials need: `secretsmanager:GetSecretValue <secret>` or
+/// `ecr:GetAuthorizationToken *`. (Teardown's deletes skip this: `ledger:Delete` covers them.)
+pub(super) fn authorize(caps: &Capabilities, auth: &Auth) -> Result<(), WitError> {
+    match auth {
+        Auth::Anonymous => Ok(()),
+        Auth::BasicFromSecret(secret) => caps.authorize("secretsmanager:GetSecretValue", secret),
+        Auth::Ecr => caps.authorize("ecr:GetAuthorizationToken", "*"),
+    }
+}
+
+/// The credentials to send. (An ECR token is good for every registry the AWS identity may use.)
+pub(super) async fn credentials(caps: &Capabilities, auth: &Auth) -> Result<RegistryAuth, WitError> {
+    match auth {
+        Auth::Anonymous => Ok(RegistryAuth::Anonymous),
+        Auth::BasicFromSecret(secret) => {
+            let send = caps.aws().secrets().await?.get_secret_value().secret_id(secret).send();
+            let out = match caps.call("secretsmanager:GetSecretValue", secret, send).await {
+                Err(e) if e.code == "ResourceNotFoundException" => {
+                    return Err(WitError {
+                        message: format!("the registry credentials secret `{secret}` does not exist"),
+                        ..e
+                    });
+                }
+                other => other?,
+            };
+            let value = Zeroizing::new(out.secret_string.unwrap_or_default());
+            let (username, password) = parse_basic_secret(secret, &value)?;
+            Ok(RegistryAuth::Basic(username, password.to_string()))
+        }
+        Auth::Ecr => {
+            let send = caps.aws().ecr().await?.get_authorization_token().send();
+            let out = caps.call("ecr:GetAuthorizationToken", "*", send).await?;
+            let token = out
+                .authorization_data()
+                .first()
+                .and_then(|d| d.authorization_token())
+                .ok_or_else(|| super::super::incomplete_response("GetAuthorizationToken", "authorizationToken"))?;
+            let (username, password) = decode_ecr_token(token)?;
+            Ok(RegistryAuth::Basic(username, password.to_string()))
+        }
+    }
+}
+
+/// What error messages say about the credentials, and what to check when they are rejected.
+pub(super) fn context(registry: &str, auth: &Auth) -> Context {
+    let (credentials, hint) = match auth {
+        Auth::Anonymous => (
+            "an anonymous request".to_string(),
+            "the repository needs credentials: set the step's registry auth to a basic-from-secret secret or ecr",
+        ),
+        Auth::BasicFromSecret(secret) => (
+            format!("the credentials from secret `{secret}`"),
+            "check the username and password stored in that secret, and that this user may access the repository",
+        ),
+        Auth::Ecr => (
+            "the ECR token of the host's AWS identity".to_string(),
+            "check that the registry is in the identity's account and region and that it may pull/push there",
+        ),
+    };
+    Context { registry: registry.to_string(), credentials, hint }
+}
+
+/// Ledger attributes that let teardown authenticate the same way: `auth` and, for basic, `secret`.
+pub(super) fn to_attributes(auth: &Auth, attributes: &mut BTreeMap<String, String>) {
+    let kind = match auth {
+        Auth::Anonymous => "anonymous",
+        Auth::BasicFromSecret(secret) => {
+            attributes.insert("secret".into(), secret.clone());
+            "basic"
+        }
+        Auth::Ecr => "ecr",
+    };
+    attributes.insert("auth".into(), kind.into());
+}
+
+pub(super) fn from_attributes(attributes: &BTreeMap<String, String>) -> Result<Auth, WitError> {
+    match (attributes.get("auth").map(String::as_str), attributes.get("secret")) {
+        (None | Some("anonymous"), _) => Ok(Auth::Anonymous),
+        (Some("basic"), Some(secret)) => Ok(Auth::BasicFromSecret(secret.clone())),
+        (Some("ecr"), _) => Ok(Auth::Ecr),
+        (Some(other), _) => Err(WitError::new(
+            ErrorKind::Permanent,
+            "UnknownAuth",
+            format!("the ledger entry names registry auth `{other}`, which this wharf does not know"),
+        )),
+    }
+}
+
+/// `{"username": ..., "password": ...}`; errors name the secret and the field, never the value.
+fn parse_basic_secret(secret: &str, value: &str) -> Result<(String, Zeroizing<String>), WitError> {
+    let malformed = |what: &str| {
+        WitError::new(
+            ErrorKind::InvalidInput,
+            "MalformedRegistrySecret",
+            format!(
+                "secret `{secret}` {what}: registry credentials must be the JSON object \
+                 {{\"username\": \"...\", \"password\": \"...\"}}"
+            ),
+        )
+    };
+    // serde_json's errors give a position, not content; still, the message says nothing of it.
+    let json: serde_json::Value = serde_json::from_str(value).map_err(|_| malformed("is not a JSON object"))?;
+    let field = |name: &str| match json.get(name) {
+        Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        Some(_) => Err(malformed(&format!("has a `{name}` that is not a non-empty string"))),
+        None => Err(malformed(&format!("has no `{name}` field"))),
+    };
+    let username = field("username")?;
+    let password = Zeroizing::new(field("password")?);
+    Ok((username, password))
+}
+
+/// ECR tokens are base64 of `AWS:<password>`.
+fn decode_ecr_token(token: &str) -> Result<(String, Zeroizing<String>), WitError> {
+    let bad = || {
+        WitError::new(
+            ErrorKind::Retryable,
+            "MalformedEcrToken",
+            "ecr:GetAuthorizationToken returned a token that is not base64 of `user:password`",
+        )
+    };
+    let decoded = Zeroizing::new(base64::engine::general_purpose::STANDARD.decode(token.trim()).map_err(|_| bad())?);
+    let text = std::str::from_utf8(&decoded).map_err(|_| bad())?;
+    let (user, password) = text.split_once(':').ok_or_else(bad)?;
+    Ok((user.to_string(), Zeroizing::new(password.to_string())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_secret_needs_both_fields_and_errors_never_echo_the_value() {
+        let (user, password) = parse_basic_secret("s", r#"{"username":"u","password":"p4ss"}"#).unwrap();
+        assert_eq!((user.as_str(), password.as_str()), ("u", "p4ss"));
+        let e = parse_basic_secret("team/registry", r#"{"username":"u","pasword":"hunter2"}"#).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidInput);
+        assert!(e.message.contains("secret `team/registry` has no `password` field"), "{}", e.message);
+        assert!(!e.message.contains("hunter2"));
+        let e = parse_basic_secret("s", "hunter2 not json").unwrap_err();
+        assert!(e.message.contains("is not a JSON object") && !e.message.contains("hunter2"), "{}", e.message);
+    }
+
+    /// moto's ECR hands out a token for an endpoint nobody listens on, so only decoding is tested.
+    #[test]
+    fn ecr_token_is_base64_of_user_and_password() {
+        let token = base64::engine::general_purpose::STANDARD.encode("AWS:eyJwYXlsb2FkIjoi:x");
+        let (user, password) = decode_ecr_token(&token).unwrap();
+        assert_eq!((user.as_str(), password.as_str()), ("AWS", "eyJwYXlsb2FkIjoi:x"));
+        assert_eq!(decode_ecr_token("%%%").unwrap_err().code, "MalformedEcrToken");
+        assert_eq!(
+            decode_ecr_token(&base64::engine::general_purpose::STANDARD.encode("nocolon")).unwrap_err().code,
+            "MalformedEcrToken"
+        );
+    }
+
+    #[test]
+    fn auth_round_trips_through_ledger_attributes() {
+        for auth in [Auth::Anonymous, Auth::BasicFromSecret("team/reg".into()), Auth::Ecr] {
+            let mut attributes = BTreeMap::new();
+            to_attributes(&auth, &mut attributes);
+            assert_eq!(format!("{:?}", from_attributes(&attributes).unwrap()), format!("{auth:?}"));
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! One repository of one registry for the length of one host call: an oci-client session holding
+//! the credentials (dropped with it), and each distribution API request the capability makes,
+//! transcribed through `Capabilities::call_mapped` and mapped by `errors::to_wit`.
+//!
+//! oci-client does all requests but the manifest DELETE (it has none), sent with reqwest here.
+//! A fresh client per call because oci-client keeps the first credentials it sees per registry.
+
+use super::errors::{self, Context, Failure};
+use super::{Capabilities, auth, names};
+use crate::host::bindings::WitError;
+use crate::host::bindings::wharf::plugin::registry::{Manifest, Repository};
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::OciDistributionError;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference, RegistryOperation};
+use std::time::Duration;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Per read, so large blobs are not cut off, while a registry that stops answering is.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Manifest types the host asks for: Docker v2 and OCI, single images and indexes.
+const MANIFEST_TYPES: &[&str] = &[
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+
+/// Plain HTTP or HTTPS: see `names::is_loopback` and the `registry:PlainHttp` grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+
+    pub fn parse(s: &str) -> Scheme {
+        if s == "http" { Scheme::Http } else { Scheme::Https }
+    }
+}
+
+pub(super) struct Session<'a> {
+    caps: &'a Capabilities,
+    pub registry: String,
+    pub name: String,
+    scheme: Scheme,
+    client: Client,
+    /// The plaintext credentials, for this call only.
+    auth: RegistryAuth,
+    ctx: Context,
+}
+
+impl<'a> Session<'a> {
+    /// Reads the credentials (grants are the caller's business) and prepares the client.
+    pub async fn open(caps: &'a Capabilities, repo: &Repository, scheme: Scheme) -> Result<Session<'a>, WitError> {
+        let credentials = auth::credentials(caps, &repo.auth).await?;
+        let protocol = match scheme {
+            Scheme::Http => ClientProtocol::Http,
+            Scheme::Https => ClientProtocol::Https,
+        };
+        let config = ClientConfig {
+            protocol,
+            connect_timeout: Some(CONNECT_TIMEOUT),
+            read_timeout: Some(READ_TIMEOUT),
+            ..Default::default()
+        };
+        let client = Client::new(config);
+        let probe = Reference::with_tag(repo.registry.clone(), repo.name.clone(), "latest".into());
+        // oci-client applies stored credentials to blob requests; store them before any request.
+        client.store_auth_if_needed(probe.resolve_registry(), &credentials).await;
+        Ok(Session {
+            caps,
+            registry: repo.registry.clone(),
+            name: repo.name.clone(),
+            scheme,
+            client,
+            auth: credentials,
+            ctx: auth::context(&repo.registry, &repo.auth),
+        })
+    }
+
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// `reference` is a tag or a digest.
+    fn reference(&self, reference: &str) -> Reference {
+        let (registry, name) = (self.registry.clone(), self.name.clone());
+        if names::is_digest(reference) {
+            Reference::with_digest(registry, name, reference.into())
+        } else {
+            Reference::with_tag(registry, name, reference.into())
+        }
+    }
+
+    /// Sends one request: transcript entry `<action> <registry>/<name><target>`, one error mapping.
+    async fn send<T, E: Into<Failure>>(
+        &self,
+        action: &str,
+        target: &str,
+        op: &str,
+        request: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, WitError> {
+        let resource = format!("{}/{}{target}", self.registry, self.name);
+        let op = format!("{op} ({resource})");
+        let mapped = async { request.await.map_err(|e| errors::to_wit(&self.ctx, &op, e.into())) };
+        self.caps.call_mapped(action, &resource, mapped).await
+    }
+
+    pub async fn blob_exists(&self, digest: &str) -> Result<bool, WitError> {
+        let image = self.reference(digest);
+        let target = format!("@{digest}");
+        self.send("registry:HeadBlob", &target, "checking a blob", self.client.blob_exists(&image, digest)).await
+    }
+
+    pub async fn push_blob(&self, digest: &str, data: Vec<u8>) -> Result<(), WitError> {
+        let image = self.reference(digest);
+        let target = format!("@{digest}");
+        let request = self.client.push_blob(&image, data, digest);
+        self.send("registry:PushBlob", &target, "uploading a blob", request).await.map(|_| ())
+    }
+
+    /// Cross-repository mount from `from` (same registry); false when the registry declined and
+    /// the blob has to be copied.
+    pub async fn mount_blob(&self, from: &str, digest: &str) -> Result<bool, WitError> {
+        let image = self.reference(digest);
+        let source = Reference::with_digest(self.registry.clone(), from.to_string(), digest.into());
+        let request = async {
+            match self.client.mount_blob(&image, &source, digest).await {
+                Ok(()) => Ok(true),
+                // 202 instead of 201: the registry opened an upload instead of mounting.
+                Err(OciDistributionError::SpecViolationError(_)) => Ok(false),
+                Err(e) => Err(e),
+            }
+        };
+        self.send("registry:MountBlob", &format!("@{digest} from {from}"), "mounting a blob", request).await
+    }
+
+    /// The blob's bytes, checked against `digest` (oci-client checks too; this is the host's word).
+    pub async fn pull_blob(&self, digest: &str) -> Result<Vec<u8>, WitError> {
+        let image = self.reference(digest);
+        let request = async {
+            let mut data = Vec::new();
+            self.client.pull_blob(&image, digest, &mut data).await.map(|_| data)
+        };
+        let data = self.send("registry:GetBlob", &format!("@{digest}"), "downloading a blob", request).await?;
+        names::verify("the blob the registry sent", digest, &data)?;
+        Ok(data)
+    }
+
+    /// The digest `reference` resolves to; none when the repository or reference is unknown.
+    pub async fn resolve(&self, reference: &str) -> Result<Option<String>, WitError> {
+        let image = self.reference(reference);
+        let target = if names::is_digest(reference) { format!("@{reference}") } else { format!(":{reference}") };
+        let request = self.client.fetch_manifest_digest(&image, &self.auth);
+        match self.send("registry:HeadManifest", &target, "resolving a manifest", request).await {
+            Ok(digest) => Ok(Some(digest)),
+            Err(e) if e.code == "NotFound" => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn pull_manifest(&self, reference: &str) -> Result<Manifest, WitError> {
+        let image = self.reference(reference);
+        let target = if names::is_digest(reference) { format!("@{reference}") } else { format!(":{reference}") };
+        let request = self.client.pull_manifest_raw(&image, &self.auth, MANIFEST_TYPES);
+        let (bytes, _) = self.send("registry:GetManifest", &target, "downloading a manifest", request).await?;
+        let digest = names::sha256(&bytes);
+        if names::is_digest(reference) {
+            names::verify("the manifest the registry sent", reference, &bytes)?;
+        }
+        Ok(Manifest { digest, media_type: media_type_of(&bytes), bytes: bytes.to_vec() })
+    }
+
+    pub async fn put_manifest(&self, tag: &str, manifest: &Manifest) -> Result<(), WitError> {
+        let image = self.reference(tag);
+        let content_type = names::media_type_header(&manifest.media_type)?;
+        let request = self.client.push_manifest_raw(&image, manifest.bytes.clone(), content_type);
+        self.send("registry:PutManifest", &format!(":{tag}"), "storing a manifest", request).await.map(|_| ())
+    }
+
+    /// DELETE by digest; false when the manifest (or the repository) was already gone.
+    pub async fn delete_manifest(&self, digest: &str) -> Result<bool, WitError> {
+        let image = self.reference(digest);
+        let url =
+            format!("{}://{}/v2/{}/manifests/{digest}", self.scheme.as_str(), image.resolve_registry(), self.name);
+        let request = async {
+            let http = reqwest::Client::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .read_timeout(READ_TIMEOUT)
+                .build()
+                .map_err(Failure::from)?;
+            // Bearer-token registries answer with a token for this repository; basic ones with none.
+            let token = self.client.auth(&image, &self.auth, RegistryOperation::Push).await.map_err(Failure::from)?;
+            let request = match (token, &self.auth) {
+                (Some(token), _) => http.delete(&url).bearer_auth(token),
+                (None, RegistryAuth::Basic(user, password)) => http.delete(&url).basic_auth(user, Some(password)),
+                (None, _) => http.delete(&url),
+            };
+            let response = request.send().await.map_err(Failure::from)?;
+            let status = response.status().as_u16();
+            if response.status().is_success() {
+                return Ok(true);
+            }
+            let body = response.bytes().await.unwrap_or_default();
+            let failure = Failure::from_response(status, &body);
+            if failure.is_not_found() { Ok(false) } else { Err(failure) }
+        };
+        self.send("registry:DeleteManifest", &format!("@{digest}"), "deleting a manifest", request).await
+    }
+}
+
+/// oci-client does not return the Content-Type; the manifest's own `mediaType` says the same
+/// (Docker v2 and OCI manifests written by current tools carry it). Without one, an object with
+/// `manifests` is an index, anything else an image manifest.
+fn media_type_of(bytes: &[u8]) -> String {
+    let json: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    match json.get("mediaType").and_then(|m| m.as_str()) {
+        Some(media_type) => media_type.to_string(),
+        None if json.get("manifests").is_some() => "application/vnd.oci.image.index.v1+json".into(),
+        None => "application/vnd.oci.image.manifest.v1+json".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_type_comes_from_the_manifest_or_its_shape() {
+        let docker = br#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json"}"#;
+        assert_eq!(media_type_of(docker), "application/vnd.docker.distribution.manifest.v2+json");
+        assert_eq!(media_type_of(br#"{"schemaVersion":2,"manifests":[]}"#), "application/vnd.oci.image.index.v1+json");
+        assert_eq!(media_type_of(br#"{"schemaVersion":2,"layers":[]}"#), "application/vnd.oci.image.manifest.v1+json");
+    }
+}
