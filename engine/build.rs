@@ -12,12 +12,15 @@ const BUILTINS: &[(&str, &str)] = &[
     ("create-service", "create-service"),
     ("verify-s3", "verify-s3"),
     ("teardown", "teardown"),
+    ("build-push", "wharf-plugin-build-push"),
 ];
 
 fn main() {
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
     let root = Path::new(&manifest_dir).parent().unwrap();
     wharf_plugin_build::rerun_if_changed(&[&root.join("plugins"), &root.join("wit")]);
+    // The plugins' profile (`[profile.plugin]`, per-package opt-levels) and workspace dependencies live here.
+    println!("cargo:rerun-if-changed={}", root.join("Cargo.toml").display());
 
     println!("cargo:rerun-if-env-changed=WHARF_SKIP_PLUGINS");
     // `WHARF_SKIP_PLUGINS=1 cargo check -p wharf` type-checks the host without building plugins
@@ -70,8 +73,8 @@ fn embed_sdk(root: &Path, out_dir: &Path) {
     std::fs::write(out_dir.join("sdk_files.rs"), code).unwrap();
 }
 
-/// The WIT version the SDK and host are generated from (`wit/<version>/`).
-const WIT_VERSION: &str = "0.1.0";
+/// The WIT version the SDK and host are generated from (`wit/<major.minor>/`, one folder per compatible line).
+const WIT_VERSION: &str = "0.1";
 
 fn sorted_dir(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut entries: Vec<_> =

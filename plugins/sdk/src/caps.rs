@@ -213,8 +213,8 @@ pub mod logs {
     }
 }
 
-/// The run's resource ledger: what this run created (reading needs no grant), and deleting
-/// exactly that (`ledger:Delete <kind>`).
+/// The run's resource ledger: what this run created (a step reads its own entries; other steps'
+/// need `ledger:Read <step-id>`, or `ledger:Read *`), and deleting exactly that (`ledger:Delete <kind>`).
 ///
 /// ```
 /// use wharf_plugin_sdk::{ledger, testing::FakeHost};
@@ -225,9 +225,50 @@ pub mod logs {
 pub mod ledger {
     pub use crate::bindings::wharf::plugin::ledger::*;
     host_functions! { ledger:
-        /// Every resource this run created, in creation order.
+        /// What this run created, in creation order: this step's entries and those of the steps
+        /// granted by `ledger:Read <step-id>`.
         fn entries() -> Vec<Entry>, fake on_entries;
         /// Deletes one ledger resource. Grant: `ledger:Delete <kind>`.
         fn delete(kind: &str, id: &str, options: DeleteOptions) -> DeleteOutcome, fake on_delete;
+    }
+}
+
+/// OCI distribution registries (a private registry, Docker Hub, Amazon ECR). Blobs and manifests
+/// are addressed by digest (`sha256:<64 hex>`) and the host checks every digest against the bytes.
+/// Credentials are read by the host (from a Secrets Manager secret the plugin names, or an ECR
+/// token): the plugin never sees them. Grants: `registry:Pull <registry>/<name>` to read,
+/// `registry:Push <registry>/<name>` to write.
+///
+/// ```
+/// use wharf_plugin_sdk::{registry, testing::FakeHost};
+/// let host = FakeHost::new();
+/// host.on_blob_exists(|_repo, _digest| Ok(true));
+/// let repo = registry::Repository {
+///     registry: "127.0.0.1:5000".into(),
+///     name: "team/app".into(),
+///     auth: registry::Auth::Anonymous,
+/// };
+/// assert!(registry::blob_exists(&repo, "sha256:0123").unwrap());
+/// ```
+pub mod registry {
+    pub use crate::bindings::wharf::plugin::registry::*;
+    host_functions! { registry:
+        /// Whether the repository has the blob. Grant: `registry:Pull <registry>/<name>`.
+        fn blob_exists(repo: &Repository, digest: &str) -> bool, fake on_blob_exists;
+        /// Uploads a blob unless the repository has it; true if it was uploaded (invalid-input
+        /// when `data` does not hash to `digest`). Grant: `registry:Push <registry>/<name>`.
+        fn push_blob(repo: &Repository, digest: &str, data: &[u8]) -> bool, fake on_push_blob;
+        /// Copies a blob between repositories inside the host (e.g. a base image's layer); true if
+        /// it was copied. Grants: `registry:Pull` on `from`, `registry:Push` on `to`.
+        fn copy_blob(from: &Repository, to: &Repository, digest: &str) -> bool, fake on_copy_blob;
+        /// Stores a manifest under `tag` (its blobs pushed first); returns its digest and records
+        /// the image in the run's ledger. Grant: `registry:Push <registry>/<name>`.
+        fn push_manifest(repo: &Repository, tag: &str, manifest: &Manifest) -> String, fake on_push_manifest;
+        /// The digest a tag or digest resolves to, or none. Grant: `registry:Pull <registry>/<name>`.
+        fn resolve(repo: &Repository, reference: &str) -> Option<String>, fake on_resolve;
+        /// A manifest or index exactly as stored. Grant: `registry:Pull <registry>/<name>`.
+        fn pull_manifest(repo: &Repository, reference: &str) -> Manifest, fake on_pull_manifest;
+        /// A blob's content, checked against its digest. Grant: `registry:Pull <registry>/<name>`.
+        fn pull_blob(repo: &Repository, digest: &str) -> Vec<u8>, fake on_pull_blob;
     }
 }

@@ -3,8 +3,8 @@
 //! A plugin is a type implementing [`Step`], exported with [`export_step!`]. Inputs arrive as the
 //! plugin's own `Deserialize` struct, outputs leave as its own `Serialize` struct, and host
 //! capabilities are plain functions in the capability modules ([`ecs`], [`ec2`], [`iam`],
-//! [`secrets`], [`s3`], [`logs`], [`ledger`], [`log`]) that return the host's error, which `?`
-//! turns into this crate's [`Error`].
+//! [`secrets`], [`s3`], [`logs`], [`ledger`], [`registry`], [`log`]) that return the host's
+//! error, which `?` turns into this crate's [`Error`].
 //!
 //! Plugins are unit-tested on the host with plain `cargo test`: there the capability functions
 //! are answered by a [`testing::FakeHost`] the test configures. The guide is
@@ -48,14 +48,14 @@ mod step;
 pub mod testing;
 
 pub use bindings::wharf::plugin::types::ErrorKind;
-pub use caps::{ec2, ecs, iam, ledger, log, logs, s3, secrets};
+pub use caps::{ec2, ecs, iam, ledger, log, logs, registry, s3, secrets};
 pub use error::Error;
 pub use step::{Context, Step};
 
 /// The WIT package plugins built with this SDK import: `wharf:plugin`.
 pub const WIT_PACKAGE: &str = "wharf:plugin";
 /// The version of [`WIT_PACKAGE`] this SDK was generated from (see `wharf plugin inspect`).
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.1.1";
 
 #[doc(hidden)]
 pub mod __private {
@@ -64,9 +64,11 @@ pub mod __private {
 
 /// Raw bindings generated from the WIT package. Prefer the typed wrappers of this crate: only
 /// they can be answered by [`testing::FakeHost`] in unit tests.
+// The registry's two-record functions flatten to more than 7 core parameters in the generated glue.
+#[allow(clippy::too_many_arguments)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit/0.1.0",
+        path: "../../wit/0.1",
         world: "step",
         pub_export_macro: true,
         export_macro_name: "export",

@@ -1,0 +1,225 @@
+//! One layer per COPY/ADD: the files as a sorted, normalised tar, gzip-compressed.
+//!
+//! Reproducible by construction: entries sorted by path with their parent directories, mtime
+//! fixed (0 or `source_date_epoch`), owner 0:0 unless `--chown`, empty user/group names, modes
+//! 0644 for files and 0755 for directories unless `--chmod` (WASI shows no permission bits, so
+//! an executable needs `--chmod=755`), gzip with mtime 0 and a fixed level in pure Rust.
+
+use crate::context::{Context, Kind, clean_relative};
+use crate::eval::{CopyOp, clean_absolute};
+use crate::image::sha256;
+use flate2::{Compression, write::GzEncoder};
+use sha2::{Digest as _, Sha256};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Node {
+    Dir,
+    File(Vec<u8>),
+    Symlink(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub node: Node,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+}
+
+/// A layer's file tree: absolute paths without the leading `/`.
+#[derive(Debug, Default)]
+pub struct Tree(pub BTreeMap<String, Entry>);
+
+impl Tree {
+    /// Adds `entry` at `path`, and root-owned 0755 parent directories where none were added.
+    fn add(&mut self, path: &str, entry: Entry) {
+        let path = clean_absolute(path).trim_start_matches('/').to_string();
+        if path.is_empty() {
+            return; // The root directory itself is not an entry.
+        }
+        let mut parent = String::new();
+        for part in path.split('/').collect::<Vec<_>>().split_last().expect("not empty").1 {
+            parent = if parent.is_empty() { part.to_string() } else { format!("{parent}/{part}") };
+            self.0.entry(parent.clone()).or_insert(Entry { node: Node::Dir, mode: 0o755, uid: 0, gid: 0 });
+        }
+        self.0.insert(path, entry);
+    }
+}
+
+/// A built layer.
+pub struct Layer {
+    pub gzip: Vec<u8>,
+    /// sha256 of `gzip` (the blob).
+    pub digest: String,
+    /// sha256 of the uncompressed tar (the config's `rootfs.diff_ids`).
+    pub diff_id: String,
+    pub files: usize,
+}
+
+/// The tree of one COPY/ADD read from the context. Errors are plain messages (the caller adds
+/// the Dockerfile line).
+pub fn tree(ctx: &Context, op: &CopyOp) -> Result<Tree, String> {
+    let mut tree = Tree::default();
+    let (uid, gid) = op.chown.unwrap_or((0, 0));
+    let entry = |node: Node| {
+        let mode = match (&node, op.chmod) {
+            (Node::Symlink(_), _) => 0o777,
+            (_, Some(mode)) => mode,
+            (Node::Dir, None) => 0o755,
+            (Node::File(_), None) => 0o644,
+        };
+        Entry { node, mode, uid, gid }
+    };
+    let into_dir = op.dest.ends_with('/');
+    for source in &op.sources {
+        for rel in ctx.sources(source)? {
+            let unreadable = |e: std::io::Error| format!("cannot read {:?} in the build context: {e}", rel);
+            if ctx.ignored(&rel) && !rel.is_empty() {
+                return Err(format!("{rel:?} is excluded by .dockerignore"));
+            }
+            match ctx.kind(&rel, true).map_err(unreadable)? {
+                // A directory's contents are copied, not the directory itself.
+                Kind::Dir => {
+                    tree.add(&op.dest, entry(Node::Dir));
+                    for (child, kind) in ctx.walk(&rel).map_err(unreadable)? {
+                        let inner = child.strip_prefix(&rel).unwrap_or(&child).trim_start_matches('/');
+                        let node = match kind {
+                            Kind::Dir => Node::Dir,
+                            Kind::File => Node::File(ctx.read(&child).map_err(unreadable)?),
+                            Kind::Symlink(target) => Node::Symlink(target),
+                        };
+                        tree.add(&format!("{}/{inner}", op.dest), entry(node));
+                    }
+                }
+                _ => {
+                    let data = ctx.read(&rel).map_err(unreadable)?;
+                    let name = rel.rsplit('/').next().unwrap_or(&rel);
+                    if op.add && is_tar(&data) {
+                        extract(&mut tree, &data, &op.dest, op.chown).map_err(|e| format!("ADD {rel}: {e}"))?;
+                    } else if into_dir {
+                        tree.add(&format!("{}{name}", op.dest), entry(Node::File(data)));
+                    } else {
+                        tree.add(&op.dest, entry(Node::File(data)));
+                    }
+                }
+            }
+        }
+    }
+    Ok(tree)
+}
+
+/// Plain or gzip-compressed tar (ADD unpacks those, as Docker does; anything else, including
+/// other compressions and gzip files that hold no tar, is copied as is).
+fn is_tar(data: &[u8]) -> bool {
+    let ustar = |head: &[u8]| head.get(257..262) == Some(b"ustar");
+    if !data.starts_with(&[0x1f, 0x8b]) {
+        return ustar(data);
+    }
+    let mut head = Vec::new();
+    let _ = flate2::read::GzDecoder::new(data).take(512).read_to_end(&mut head);
+    ustar(&head)
+}
+
+/// Unpacks a local tar into `dest`, keeping the archive's modes (and owners unless `--chown`).
+fn extract(tree: &mut Tree, data: &[u8], dest: &str, chown: Option<(u64, u64)>) -> Result<(), String> {
+    let reader: Box<dyn Read> =
+        if data.starts_with(&[0x1f, 0x8b]) { Box::new(flate2::read::GzDecoder::new(data)) } else { Box::new(data) };
+    let mut archive = tar::Archive::new(reader);
+    for item in archive.entries().map_err(|e| e.to_string())? {
+        let mut item = item.map_err(|e| e.to_string())?;
+        let path = item.path().map_err(|e| e.to_string())?.to_string_lossy().into_owned();
+        let rel = clean_relative(path.trim_start_matches('/'))?;
+        let header = item.header();
+        let (uid, gid) = chown.unwrap_or((header.uid().unwrap_or(0), header.gid().unwrap_or(0)));
+        let mode = header.mode().unwrap_or(0o644) & 0o7777;
+        let node = match header.entry_type() {
+            tar::EntryType::Directory => Node::Dir,
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let mut bytes = Vec::new();
+                item.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+                Node::File(bytes)
+            }
+            tar::EntryType::Symlink => {
+                Node::Symlink(item.link_name().ok().flatten().unwrap_or_default().to_string_lossy().into_owned())
+            }
+            other => return Err(format!("{path}: tar entries of type {other:?} are not supported")),
+        };
+        if !rel.is_empty() {
+            tree.add(&format!("{dest}/{rel}"), Entry { node, mode, uid, gid });
+        }
+    }
+    Ok(())
+}
+
+/// The tree as a deterministic tar (GNU headers for long names), gzip-compressed as it is written
+/// and hashed on the way (the uncompressed tar is never held in the step's memory).
+pub fn pack(tree: &Tree, mtime: u64) -> Result<Layer, String> {
+    // Room for the whole tar even if nothing compresses, so the output never reallocates: a
+    // doubling Vec would briefly hold 3x a big binary and overrun the step's memory limit.
+    // (A header, maybe a GNU long-name header, and the data in 512-byte blocks per entry.)
+    let tar_size: u64 = tree.0.values().map(|e| 1536 + file_len(e).next_multiple_of(512)).sum::<u64>() + 1024;
+    // GzEncoder writes mtime 0 and no file name unless told otherwise. Level 1, not 6: for a 12.9 MB
+    // binary it compresses about twice as fast (level 6 took ~0.5 s of the step, on the deployment's
+    // critical path) for a layer ~8% larger. Fixed, so the same content always gives the same digest.
+    let gz = GzEncoder::new(Vec::with_capacity((tar_size + tar_size / 1000 + 4096) as usize), Compression::new(1));
+    let mut builder = tar::Builder::new(Hashing { inner: gz, hasher: Sha256::new() });
+    for (path, entry) in &tree.0 {
+        let mut h = tar::Header::new_gnu();
+        h.set_mtime(mtime);
+        h.set_uid(entry.uid);
+        h.set_gid(entry.gid);
+        h.set_mode(entry.mode);
+        let io = |e: std::io::Error| format!("{path}: {e}");
+        match &entry.node {
+            Node::Dir => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_size(0);
+                builder.append_data(&mut h, format!("{path}/"), std::io::empty()).map_err(io)?;
+            }
+            Node::File(data) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(data.len() as u64);
+                builder.append_data(&mut h, path, data.as_slice()).map_err(io)?;
+            }
+            Node::Symlink(target) => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_size(0);
+                builder.append_link(&mut h, path, target).map_err(io)?;
+            }
+        }
+    }
+    let tar = builder.into_inner().map_err(|e| e.to_string())?;
+    let diff_id = format!("sha256:{}", hex::encode(tar.hasher.finalize()));
+    let gzip = tar.inner.finish().map_err(|e| e.to_string())?;
+    Ok(Layer { digest: sha256(&gzip), diff_id, gzip, files: tree.0.len() })
+}
+
+fn file_len(entry: &Entry) -> u64 {
+    match &entry.node {
+        Node::File(data) => data.len() as u64,
+        _ => 0,
+    }
+}
+
+/// Passes bytes through to `inner`, hashing them.
+struct Hashing<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+#[path = "layer_tests.rs"]
+mod tests;
