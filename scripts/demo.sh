@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs workflows/ecs-example.toml end to end against the local emulators: installs and starts
-# them, builds wharf, deploys, plays the container's part (moto never runs containers), verifies,
-# shows the run, then tears everything down and shows that nothing the run created remains.
+# them, builds wharf and the example app, builds and pushes the app's image to the local htpasswd
+# registry, deploys, plays the container's part (moto never runs containers: the pushed image is
+# pulled back, unpacked and its entrypoint run with the task role's credentials), verifies, shows
+# the run, then tears everything down and shows that nothing the run created remains.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,17 +13,21 @@ scripts/emulators.sh start
 eval "$(scripts/emulators.sh env)"
 python="${WHARF_TOOLS_DIR:-$HOME/.cache/wharf/tools}/moto-venv/bin/python"
 
-cargo build -p wharf
+scripts/build-app.sh
+cargo build -p wharf -p wharf-tests --bin wharf --bin play-container
 wharf="${CARGO_TARGET_DIR:-target}/debug/wharf"
+play_container="${CARGO_TARGET_DIR:-target}/debug/play-container"
 state_dir="${WHARF_STATE_DIR:-.wharf-demo}"
 w() { "$wharf" --state-dir "$state_dir" "$@"; }
 
 # The tutorial assumes the bucket exists; the registry credentials come from the environment.
 "$python" -c "import boto3; boto3.client('s3').create_bucket(Bucket='projectjz')" 2>/dev/null || true
-export REGISTRY_USERNAME=demo-user REGISTRY_PASSWORD=demo-password-not-a-real-one
+# The image goes to the local registry that requires these credentials.
+export REGISTRY_USERNAME=$WHARF_TEST_REGISTRY_USER REGISTRY_PASSWORD=$WHARF_TEST_REGISTRY_PASSWORD
 
 w validate workflows/ecs-example.toml
-w run workflows/ecs-example.toml --param image=docker.io/example/ecs-example:v1 "$@" &
+w run workflows/ecs-example.toml --param "registry=$WHARF_TEST_REGISTRY_AUTH" \
+  --param repository=demo/ecs-example "$@" &
 wharf_pid=$!
 
 # Once the service is deployed and verify-s3 waits for the object, do the container's job.
@@ -44,8 +50,8 @@ for _ in $(seq 1 600); do
   sleep 0.5
 done
 if started; then
-  "$python" scripts/play-container.py "$(step_output roles task_role_arn)" projectjz ecs-example/sample.txt \
-    workflows/app/model/sample.txt
+  "$play_container" "$(step_output image image)" "$(step_output roles task_role_arn)" \
+    BUCKET=projectjz KEY=ecs-example/sample.txt
 fi
 wait "$wharf_pid"
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's single test command: installs and starts the local emulators
-# (scripts/emulators.sh), exports their settings, then runs `cargo test --workspace "$@"`.
+# (scripts/emulators.sh), exports their settings, builds the example app (scripts/build-app.sh),
+# then runs `cargo test --workspace "$@"`.
 # Emulators are left running for the next run (fast); set WHARF_STOP_EMULATORS=1 to stop them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,9 @@ fi
 scripts/emulators.sh install
 scripts/emulators.sh start
 eval "$(scripts/emulators.sh env)"
+
+# The example app's static binary: the image tests and the deployment build its image.
+scripts/build-app.sh
 
 status=0
 cargo test --workspace "$@" || status=$?

@@ -5,7 +5,10 @@ use std::path::Path;
 const GUESTS: &[(&str, &str)] = &[
     ("TESTKIT", "guest-testkit"),
     ("ECS_CALLER", "guest-ecs-caller"),
+    ("HOSTILE", "guest-hostile"),
     ("WRONG_VERSION", "guest-wrong-version"),
+    // A built-in plugin loaded by path, as a custom plugin: it then gets only the step's grants.
+    ("BUILD_PUSH", "wharf-plugin-build-push"),
     // The example plugin of docs/writing-plugins.md.
     ("LEDGER_AUDIT", "ledger-audit"),
 ];
@@ -19,6 +22,7 @@ fn main() {
         &root.join("plugins/sdk"),
         &root.join("wit"),
         &root.join("examples/plugins"),
+        &root.join("plugins/build-push"),
     ]);
     let packages: Vec<&str> = GUESTS.iter().map(|(_, p)| *p).collect();
     let built = wharf_plugin_build::build_components(root, &packages);

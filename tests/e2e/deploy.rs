@@ -1,5 +1,6 @@
-//! The tutorial deployment, `workflows/ecs-example.toml`, end to end against moto: deploy,
-//! verify (the test plays the container's part), inspect every resource through the AWS API,
+//! The tutorial deployment, `workflows/ecs-example.toml`, end to end against moto and the
+//! htpasswd docker-registry: build and push the example app's image, deploy, verify (the test
+//! plays the container's part by running the pushed image's entrypoint), inspect every resource through the AWS API,
 //! re-run (nothing changes), tear down (nothing remains). Plus: killed during `create-service`
 //! and resumed, the service exists exactly once.
 //!
@@ -13,8 +14,12 @@ use wharf_tests::{Scratch, aws_config, s3_client, text, unique};
 
 static ONE_DEPLOYMENT_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-const USER: &str = "registry-user";
-const PASSWORD: &str = "s3cr3t-registry-password-7f3a";
+/// The htpasswd registry's credentials (scripts/emulators.sh): the workflow stores them in its
+/// secret, pushes with them, and names the secret in the task definition.
+fn registry_credentials() -> (String, String) {
+    let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run scripts/test.sh"));
+    (var("WHARF_TEST_REGISTRY_USER"), var("WHARF_TEST_REGISTRY_PASSWORD"))
+}
 const TASK_ROLE: &str = "ECSs3AccessTaskRole";
 const EXECUTION_ROLE: &str = "ecsTaskExecutionRole";
 
@@ -34,6 +39,8 @@ impl Deployment {
         // failed run: such leftovers would be adopted, not created. Deployment tests take turns
         // and other test binaries run before or after this one, so wiping moto is safe here.
         wharf_tests::reset_moto();
+        let app = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows/app/dist/ecs-example-app");
+        assert!(app.is_file(), "{} is missing: run scripts/build-app.sh (scripts/test.sh does)", app.display());
         let config = aws_config().await;
         let bucket = unique("projectjz");
         s3_client(&config).await.create_bucket().bucket(&bucket).send().await.unwrap();
@@ -42,7 +49,8 @@ impl Deployment {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = self.scratch.wharf();
-        cmd.args(args).env("REGISTRY_USERNAME", USER).env("REGISTRY_PASSWORD", PASSWORD);
+        let (user, password) = registry_credentials();
+        cmd.args(args).env("REGISTRY_USERNAME", user).env("REGISTRY_PASSWORD", password);
         cmd
     }
 
@@ -51,7 +59,9 @@ impl Deployment {
             "run",
             &workflow(),
             "--param",
-            "image=registry.example.com/ecs-example:v1",
+            &format!("registry={}", std::env::var("WHARF_TEST_REGISTRY_AUTH").expect("run scripts/test.sh")),
+            "--param",
+            "repository=wharf-test/ecs-example",
             "--param",
             &format!("bucket={}", self.bucket),
             "--param",
@@ -87,50 +97,23 @@ impl Deployment {
         }
     }
 
-    /// Does what the container would: assumes the task role and uploads the sample file.
-    async fn play_container(&self, task_role_arn: &str) {
-        let config = aws_config().await;
-        let creds = aws_sdk_sts::Client::new(&config)
-            .assume_role()
-            .role_arn(task_role_arn)
-            .role_session_name("ecs-task")
-            .send()
-            .await
-            .unwrap()
-            .credentials
-            .unwrap();
-        let task_config = config
-            .to_builder()
-            .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
-                aws_sdk_s3::config::Credentials::new(
-                    creds.access_key_id(),
-                    creds.secret_access_key(),
-                    Some(creds.session_token().to_string()),
-                    None,
-                    "task-role",
-                ),
-            ))
-            .build();
-        let body =
-            std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows/app/model/sample.txt"))
-                .unwrap();
-        s3_client(&task_config)
-            .await
-            .put_object()
-            .bucket(&self.bucket)
-            .key("ecs-example/sample.txt")
-            .body(body.into())
-            .send()
-            .await
-            .unwrap();
+    /// Does what ECS would: runs the task definition's container (its image pulled back from the
+    /// registry, its environment, its task role's credentials) once.
+    async fn play_container(&self, task_definition_arn: &str) {
+        let ecs = aws_sdk_ecs::Client::new(&aws_config().await);
+        let td = ecs.describe_task_definition().task_definition(task_definition_arn).send().await.unwrap();
+        let td = td.task_definition.unwrap();
+        let container = &td.container_definitions()[0];
+        let env: Vec<(&str, &str)> =
+            container.environment().iter().map(|kv| (kv.name().unwrap(), kv.value().unwrap())).collect();
+        wharf_tests::container::play_container(container.image().unwrap(), td.task_role_arn().unwrap(), &env).await;
     }
 
     /// Runs the deployment to the end, playing the container once the service is up.
     async fn deploy(&self, child: Child) -> Value {
         let status = self.wait_for("the verify step to start", |s| step(s, "verify").is_some());
-        let task_role =
-            step(&status, "roles").unwrap()["last"]["outputs"]["task_role_arn"].as_str().unwrap().to_string();
-        self.play_container(&task_role).await;
+        let task_definition = outputs(&status, "taskdef")["task_definition_arn"].as_str().unwrap().to_string();
+        self.play_container(&task_definition).await;
         let out = child.wait_with_output().unwrap();
         let run_id = status["run"]["id"].as_str().unwrap().to_string();
         let status = self.status(Some(&run_id));
@@ -235,7 +218,8 @@ async fn ecs_example_deploys_verifies_reruns_idempotently_and_tears_down() {
     let secrets = aws_sdk_secretsmanager::Client::new(&config);
     let value = secrets.get_secret_value().secret_id(&secret_arn).send().await.unwrap();
     let value: Value = serde_json::from_str(value.secret_string().unwrap()).unwrap();
-    assert_eq!(value, serde_json::json!({"username": USER, "password": PASSWORD}));
+    let (user, password) = registry_credentials();
+    assert_eq!(value, serde_json::json!({"username": user, "password": password}));
 
     // Task definition: Fargate, minimum size, both roles, registry credentials, logs.
     let ecs = aws_sdk_ecs::Client::new(&config);
@@ -247,7 +231,10 @@ async fn ecs_example_deploys_verifies_reruns_idempotently_and_tears_down() {
     assert!(td.requires_compatibilities().iter().any(|c| c.as_str() == "FARGATE"));
     assert_eq!(td.task_role_arn(), Some(task_role.arn()));
     let container = &td.container_definitions()[0];
-    assert_eq!(container.image(), Some("registry.example.com/ecs-example:v1"));
+    // The image this run built and pushed, pinned by digest.
+    let image = outputs(&status, "image")["image"].as_str().unwrap();
+    assert!(image.contains("/wharf-test/ecs-example@sha256:"), "{image}");
+    assert_eq!(container.image(), Some(image));
     assert_eq!(container.repository_credentials().map(|r| r.credentials_parameter()), Some(secret_arn.as_str()));
     let log = container.log_configuration().unwrap();
     assert_eq!(log.log_driver().as_str(), "awslogs");
@@ -278,7 +265,7 @@ async fn ecs_example_deploys_verifies_reruns_idempotently_and_tears_down() {
     assert_eq!(outputs(&status, "verify")["size"], 54);
 
     // No secret value anywhere in wharf's state.
-    assert_eq!(occurrences(&d.scratch.state_dir(), PASSWORD.as_bytes()), 0, "the registry password leaked into state");
+    assert_eq!(occurrences(&d.scratch.state_dir(), password.as_bytes()), 0, "the registry password leaked into state");
 
     // Re-running the finished deployment creates nothing and changes nothing.
     let args = d.run_args();
