@@ -11,6 +11,7 @@ mod deps;
 mod diagnostic;
 pub mod graph;
 mod hash;
+mod inputs;
 mod params;
 mod raw;
 mod schema;
@@ -133,6 +134,21 @@ pub enum WorkflowError {
     Params(Vec<String>),
 }
 
+/// What usually fixes a TOML syntax error (the parser's message says what it expected).
+fn syntax_hint(message: &str) -> &'static str {
+    if message.contains("duplicate key") {
+        "a key may appear once per table: remove or rename one of them"
+    } else if message.contains("must be quoted") {
+        "give the key a value; strings are quoted: `key = \"value\"`"
+    } else if message.contains("array table") {
+        "a step starts with `[[steps]]` (two brackets on each side)"
+    } else if message.contains("string") {
+        "close the string on the same line (use `\"\"\"` for text spanning lines)"
+    } else {
+        "workflow files are TOML (https://toml.io): check the brackets, quotes and `=` on this line"
+    }
+}
+
 impl Workflow {
     /// Reads and validates a workflow file. `builtins` are the builtin plugin names (also used for
     /// "did you mean" hints).
@@ -150,7 +166,7 @@ impl Workflow {
             // Semantic checks on a partly parsed document would mostly report noise.
             for e in syntax_errors {
                 let span = e.span().unwrap_or(0..0);
-                rep.error(span, format!("invalid TOML: {}", e.message()), None);
+                rep.error(span, format!("invalid TOML: {}", e.message()), Some(syntax_hint(e.message()).into()));
             }
             return Err(WorkflowError::Invalid(rep.finish()));
         }

@@ -55,6 +55,18 @@ pub(crate) struct RawStep {
     pub with: Value,
     /// Every string inside `with`, with its span, for template checks.
     pub with_strings: Vec<Sp<String>>,
+    /// The `with` key, when present (for "missing input" errors).
+    pub with_span: Option<Span>,
+    /// Every key inside `with` (any depth), for input checks.
+    pub with_keys: Vec<WithKey>,
+}
+
+/// A key inside a step's `with`: its path from `with` (list items as their index) and where the
+/// key and its value are written.
+pub(crate) struct WithKey {
+    pub path: Vec<String>,
+    pub key: Span,
+    pub value: Span,
 }
 
 /// `[state]`: where `wharf run` journals the run.
@@ -157,9 +169,11 @@ pub(crate) fn read(rep: &mut Reporter, doc: &DeTable) -> RawWorkflow {
                 for (n, item) in items.iter().enumerate() {
                     match item.get_ref() {
                         DeValue::Table(t) => steps.push(read_step(rep, n + 1, item.span(), t)),
-                        other => {
-                            rep.error(item.span(), format!("each step must be a table, not {}", describe(other)), None)
-                        }
+                        other => rep.error(
+                            item.span(),
+                            format!("each step must be a table, not {}", describe(other)),
+                            Some("write each step as its own `[[steps]]` table with `id` and `plugin`".into()),
+                        ),
                     }
                 }
             }
@@ -206,7 +220,7 @@ fn read_param(rep: &mut Reporter, key: &Spanned<DeString>, v: &Spanned<DeValue>)
             Some("add `type = \"string\"` (or \"integer\" or \"boolean\")".into()),
         );
     }
-    let default = entry(t, "default").map(|(_, d)| Sp { v: to_json(rep, d, &mut Vec::new()), span: d.span() });
+    let default = entry(t, "default").map(|(_, d)| Sp { v: to_json(rep, d, &mut Vec::new(), None), span: d.span() });
     let description = string(rep, t, "description", None).map(|s| s.v);
     Some(RawParam { name, ty, default, description })
 }
@@ -249,16 +263,35 @@ fn read_step(rep: &mut Reporter, n: usize, header: Span, t: &DeTable) -> RawStep
             });
     let grants = string_list(rep, t, "grants", "a list of grant lines");
     let mut with_strings = Vec::new();
+    let mut with_keys = Vec::new();
     let with = match table(
         rep,
         t,
         "with",
         "write the inputs as a [steps.with] table below the step, or `with = { key = \"value\" }`",
     ) {
-        Some(_) => to_json(rep, entry(t, "with").expect("just read").1, &mut with_strings),
+        Some(_) => {
+            let mut keys = Keys { path: Vec::new(), out: &mut with_keys };
+            to_json(rep, entry(t, "with").expect("just read").1, &mut with_strings, Some(&mut keys))
+        }
         None => Value::Object(Default::default()),
     };
-    RawStep { header, label, id, plugin, needs, timeout, memory, retry, grants, with, with_strings }
+    let with_span = entry(t, "with").map(|(k, _)| k.span());
+    RawStep {
+        header,
+        label,
+        id,
+        plugin,
+        needs,
+        timeout,
+        memory,
+        retry,
+        grants,
+        with,
+        with_strings,
+        with_span,
+        with_keys,
+    }
 }
 
 fn check_keys(rep: &mut Reporter, t: &DeTable, allowed: &[&str], place: &str, aliases: &[(&str, &str)]) {
@@ -294,7 +327,15 @@ fn typed<T>(
             } else {
                 format!("`{key}` must be {want}, not {found}")
             };
-            rep.error(v.span(), message, hint.map(str::to_string));
+            // Without a specific hint, show the key with a value of the right type.
+            let example = match want {
+                "a string" => format!("`{key} = \"...\"`"),
+                "an integer" => format!("`{key} = 4`"),
+                "a table" => format!("`[{key}]` or `{key} = {{ ... }}`"),
+                _ => want.to_string(),
+            };
+            let hint = hint.map_or_else(|| format!("write {example}"), str::to_string);
+            rep.error(v.span(), message, Some(hint));
             None
         }
     }
@@ -320,7 +361,7 @@ fn string_list(rep: &mut Reporter, t: &DeTable, key: &str, want: &str) -> Vec<Sp
                     rep.error(
                         item.span(),
                         format!("entries of `{key}` must be strings, not {}", describe(item.get_ref())),
-                        None,
+                        Some("quote each entry".into()),
                     );
                     None
                 }
@@ -339,9 +380,26 @@ fn int(i: &toml::de::DeInteger) -> Option<i64> {
     i64::from_str_radix(i.as_str(), i.radix()).ok()
 }
 
+/// Where [`to_json`] is inside `with`, and the keys it has seen.
+struct Keys<'a> {
+    path: Vec<String>,
+    out: &'a mut Vec<WithKey>,
+}
+
+impl Keys<'_> {
+    /// Converts `v`, found under path segment `seg`.
+    fn under(&mut self, rep: &mut Reporter, seg: String, v: &Spanned<DeValue>, strings: &mut Vec<Sp<String>>) -> Value {
+        self.path.push(seg);
+        let json = to_json(rep, v, strings, Some(self));
+        self.path.pop();
+        json
+    }
+}
+
 /// TOML to JSON for step inputs and defaults. Datetimes become their TOML text; strings are also
-/// collected with their spans so templates inside them can be checked.
-fn to_json(rep: &mut Reporter, v: &Spanned<DeValue>, strings: &mut Vec<Sp<String>>) -> Value {
+/// collected with their spans so templates inside them can be checked, and with `keys`, every
+/// table key with its path.
+fn to_json(rep: &mut Reporter, v: &Spanned<DeValue>, strings: &mut Vec<Sp<String>>, keys: Option<&mut Keys>) -> Value {
     match v.get_ref() {
         DeValue::String(s) => {
             strings.push(Sp { v: s.to_string(), span: v.span() });
@@ -370,9 +428,22 @@ fn to_json(rep: &mut Reporter, v: &Spanned<DeValue>, strings: &mut Vec<Sp<String
         },
         DeValue::Boolean(b) => Value::Bool(*b),
         DeValue::Datetime(d) => Value::String(d.to_string()),
-        DeValue::Array(items) => Value::Array(items.iter().map(|i| to_json(rep, i, strings)).collect()),
-        DeValue::Table(t) => {
-            Value::Object(t.iter().map(|(k, v)| (k.get_ref().to_string(), to_json(rep, v, strings))).collect())
-        }
+        DeValue::Array(items) => Value::Array(match keys {
+            Some(keys) => items.iter().enumerate().map(|(n, i)| keys.under(rep, n.to_string(), i, strings)).collect(),
+            None => items.iter().map(|i| to_json(rep, i, strings, None)).collect(),
+        }),
+        DeValue::Table(t) => Value::Object(match keys {
+            Some(keys) => t
+                .iter()
+                .map(|(k, v)| {
+                    let name = k.get_ref().to_string();
+                    let mut path = keys.path.clone();
+                    path.push(name.clone());
+                    keys.out.push(WithKey { path, key: k.span(), value: v.span() });
+                    (name.clone(), keys.under(rep, name, v, strings))
+                })
+                .collect(),
+            None => t.iter().map(|(k, v)| (k.get_ref().to_string(), to_json(rep, v, strings, None))).collect(),
+        }),
     }
 }

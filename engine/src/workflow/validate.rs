@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::deps::{self, Edge};
 use super::diagnostic::{Reporter, did_you_mean, suggest};
+use super::inputs;
 use super::raw::{RawParam, RawState, RawStep, RawWorkflow, Sp};
 use super::template::{self, Reference, TemplateError};
 use super::{AwsSettings, Param, PluginRef, RetryPolicy, StateSettings, Step, Workflow, values};
@@ -43,7 +44,8 @@ pub(crate) fn build(rep: &mut Reporter, path: &Path, raw: RawWorkflow, builtins:
     }
     let concurrency = match raw.concurrency {
         Some(c) if !(1..=64).contains(&c.v) => {
-            rep.error(c.span, format!("`concurrency` must be between 1 and 64, not {}", c.v), None);
+            let hint = "it is how many steps may run at once (default 4)";
+            rep.error(c.span, format!("`concurrency` must be between 1 and 64, not {}", c.v), Some(hint.into()));
             DEFAULT_CONCURRENCY
         }
         Some(c) => c.v as usize,
@@ -103,7 +105,8 @@ fn state(rep: &mut Reporter, raw: RawState) -> Option<StateSettings> {
                 return None;
             };
             if !bucket.v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')) {
-                rep.error(bucket.span, format!("`{}` is not a valid bucket name", bucket.v), None);
+                let hint = "bucket names use lowercase letters, digits, `-` and `.`; put the path in `prefix`";
+                rep.error(bucket.span, format!("`{}` is not a valid bucket name", bucket.v), Some(hint.into()));
                 return None;
             }
             Some(StateSettings::S3 {
@@ -239,6 +242,11 @@ fn step(rep: &mut Reporter, rs: &RawStep, scope: &Scope, dir: &Path, builtins: &
     for s in &rs.with_strings {
         check_templates(rep, s, scope, &mut edges);
     }
+    let builtin = match &plugin {
+        PluginRef::Builtin(name) if !name.is_empty() => Some(name.as_str()),
+        _ => None,
+    };
+    inputs::check(rep, rs, builtin);
     for g in &rs.grants {
         if check_templates(rep, g, scope, &mut edges) {
             check_grant(rep, g);
@@ -385,7 +393,11 @@ fn check_templates(rep: &mut Reporter, s: &Sp<String>, scope: &Scope, edges: &mu
                         None => "templates start with `params.`, `steps.`, `env.` or `run.`".to_string(),
                     })
                 }
-                _ => None,
+                TemplateError::Unclosed { .. } => Some("templates look like `${params.NAME}`".to_string()),
+                _ => Some(
+                    "templates are `${params.NAME}`, `${steps.ID.outputs.NAME}`, `${env.NAME}` or `${run.id}`"
+                        .to_string(),
+                ),
             };
             let needle = match &e {
                 TemplateError::Unclosed { column } => {

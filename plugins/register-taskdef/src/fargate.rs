@@ -1,7 +1,9 @@
 //! Fargate's valid CPU/memory combinations (checked here because ECS's own error is vague and
 //! emulators accept anything).
-
-use wharf_plugin_sdk::Error;
+//!
+//! Pure and free of SDK imports on purpose: the engine includes this very file
+//! (`engine/src/workflow/inputs.rs`) so `wharf validate` reports an impossible size before anything
+//! runs, from the same table the plugin uses.
 
 /// Memory (MiB) Fargate allows for a CPU size: explicit values or an inclusive stepped range.
 fn valid_memory(cpu: u32) -> Option<Vec<u32>> {
@@ -18,15 +20,13 @@ fn valid_memory(cpu: u32) -> Option<Vec<u32>> {
     })
 }
 
-/// Ok when `cpu`/`memory` is a Fargate size; otherwise says what would be valid.
-pub fn check_size(cpu: u32, memory: u32) -> Result<(), Error> {
+/// Why `cpu`/`memory` is not a Fargate size (saying what would be valid), or None when it is.
+pub fn size_problem(cpu: u32, memory: u32) -> Option<String> {
     let Some(valid) = valid_memory(cpu) else {
-        return Err(Error::invalid_input(format!(
-            "cpu {cpu} is not a Fargate size: use 256, 512, 1024, 2048, 4096, 8192 or 16384"
-        )));
+        return Some(format!("cpu {cpu} is not a Fargate size: use 256, 512, 1024, 2048, 4096, 8192 or 16384"));
     };
     if valid.contains(&memory) {
-        return Ok(());
+        return None;
     }
     let list = if valid.len() <= 4 {
         valid.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
@@ -34,5 +34,5 @@ pub fn check_size(cpu: u32, memory: u32) -> Result<(), Error> {
         let step = valid[1] - valid[0];
         format!("{} to {} in steps of {step}", valid[0], valid[valid.len() - 1])
     };
-    Err(Error::invalid_input(format!("memory {memory} is not valid with cpu {cpu} on Fargate: use {list} (MiB)")))
+    Some(format!("memory {memory} is not valid with cpu {cpu} on Fargate: use {list} (MiB)"))
 }

@@ -139,7 +139,9 @@ fn output(td: ecs::RegisteredTaskDefinition, registered: bool) -> Output {
 pub fn desired_definition(input: &Input) -> Result<(TaskDefinition, Vec<String>), Error> {
     check_name("family", &input.family)?;
     let (cpu, memory) = (input.cpu.parse("cpu")?, input.memory.parse("memory")?);
-    fargate::check_size(cpu, memory)?;
+    if let Some(problem) = fargate::size_problem(cpu, memory) {
+        return Err(Error::invalid_input(problem));
+    }
     if !["X86_64", "ARM64"].contains(&input.cpu_architecture.as_str()) {
         return Err(Error::invalid_input("`cpu_architecture` must be X86_64 or ARM64"));
     }

@@ -35,19 +35,19 @@ fn err(value: serde_json::Value) -> String {
 
 #[test]
 fn fargate_sizes() {
-    assert!(fargate::check_size(256, 512).is_ok());
-    assert!(fargate::check_size(256, 2048).is_ok());
-    assert!(fargate::check_size(512, 4096).is_ok());
-    assert!(fargate::check_size(4096, 30720).is_ok());
-    assert!(fargate::check_size(8192, 20480).is_ok());
-    assert!(fargate::check_size(16384, 122880).is_ok());
-    let e = fargate::check_size(256, 4096).unwrap_err();
-    assert!(e.message().contains("use 512, 1024, 2048"), "{e}");
-    let e = fargate::check_size(1024, 1024).unwrap_err();
-    assert!(e.message().contains("2048 to 8192 in steps of 1024"), "{e}");
-    assert!(fargate::check_size(8192, 17408).is_err(), "8 vCPU steps by 4096");
-    assert!(fargate::check_size(16384, 36864).is_err(), "16 vCPU steps by 8192");
-    assert!(fargate::check_size(300, 512).unwrap_err().message().contains("256, 512, 1024"));
+    assert!(fargate::size_problem(256, 512).is_none());
+    assert!(fargate::size_problem(256, 2048).is_none());
+    assert!(fargate::size_problem(512, 4096).is_none());
+    assert!(fargate::size_problem(4096, 30720).is_none());
+    assert!(fargate::size_problem(8192, 20480).is_none());
+    assert!(fargate::size_problem(16384, 122880).is_none());
+    let e = fargate::size_problem(256, 4096).unwrap();
+    assert!(e.contains("use 512, 1024, 2048"), "{e}");
+    let e = fargate::size_problem(1024, 1024).unwrap();
+    assert!(e.contains("2048 to 8192 in steps of 1024"), "{e}");
+    assert!(fargate::size_problem(8192, 17408).is_some(), "8 vCPU steps by 4096");
+    assert!(fargate::size_problem(16384, 36864).is_some(), "16 vCPU steps by 8192");
+    assert!(fargate::size_problem(300, 512).unwrap().contains("256, 512, 1024"));
 }
 
 #[test]

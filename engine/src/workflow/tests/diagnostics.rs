@@ -4,7 +4,7 @@ use super::*;
 
 #[test]
 fn unknown_key_renders_rustc_style_with_a_suggestion() {
-    let d = one(&with_steps("\n[[steps]]\nid = \"cluster\"\nplugin = \"create-cluster\"\nneed = [\"a\"]\n"));
+    let d = one(&with_steps("\n[[steps]]\nid = \"cluster\"\nplugin = \"make-cluster\"\nneed = [\"a\"]\n"));
     assert_eq!(
         d.to_string(),
         "error: unknown key `need` in step `cluster`\n --> workflows/x.toml:6:1\n  |\n6 | need = [\"a\"]\n  | ^^^^\n  = hint: did you mean `needs`?"
@@ -191,16 +191,16 @@ fn template_error_caret_points_into_the_string() {
 #[test]
 fn plugins_must_exist() {
     let d = diags(&with_steps(
-        "[[steps]]\nid = \"a\"\nplugin = \"create-clustr\"\n[[steps]]\nid = \"b\"\nplugin = \"terraform\"\n[[steps]]\nid = \"c\"\nplugin = \"./missing.wasm\"\n",
+        "[[steps]]\nid = \"a\"\nplugin = \"make-clustr\"\n[[steps]]\nid = \"b\"\nplugin = \"terraform\"\n[[steps]]\nid = \"c\"\nplugin = \"./missing.wasm\"\n",
     ));
     let got: Vec<(&str, Option<&str>)> = d.iter().map(|d| (d.message.as_str(), d.hint.as_deref())).collect();
-    assert_eq!(got[0], ("unknown builtin plugin `create-clustr`", Some("did you mean `create-cluster`?")));
+    assert_eq!(got[0], ("unknown builtin plugin `make-clustr`", Some("did you mean `make-cluster`?")));
     assert_eq!(
         got[1],
         (
             "unknown builtin plugin `terraform`",
             Some(
-                "builtin plugins are: create-cluster, create-service, s3-upload; or give a path to a .wasm component, e.g. `./plugins/step.wasm`"
+                "builtin plugins are: make-cluster, create-service, s3-upload; or give a path to a .wasm component, e.g. `./plugins/step.wasm`"
             )
         )
     );

@@ -6,7 +6,8 @@ use serde_json::json;
 
 mod diagnostics;
 
-const BUILTINS: &[&str] = &["create-cluster", "create-service", "s3-upload"];
+// Mostly fictional builtins: the input checks of the real ones (inputs.rs) are tested on their own.
+const BUILTINS: &[&str] = &["make-cluster", "create-service", "s3-upload"];
 
 fn parse(src: &str) -> Result<Workflow, WorkflowError> {
     Workflow::parse(Path::new("workflows/x.toml"), src, BUILTINS)
@@ -66,7 +67,7 @@ concurrency = 2
 
 [[steps]]
 id = "cluster"
-plugin = "create-cluster"
+plugin = "make-cluster"
 timeout = "5m"
 memory = "256MiB"
 retry = { max_attempts = 5, initial_backoff = "2s", max_backoff = "1m" }
@@ -101,7 +102,7 @@ with = { cluster = "${steps.cluster.outputs.cluster_arn}", count = "${params.rep
     assert_eq!(wf.concurrency, 2);
 
     let c = wf.step("cluster").unwrap();
-    assert_eq!(c.plugin, PluginRef::Builtin("create-cluster".into()));
+    assert_eq!(c.plugin, PluginRef::Builtin("make-cluster".into()));
     assert!(c.needs.is_empty());
     assert_eq!(c.timeout, Duration::from_secs(300));
     assert_eq!(c.memory_limit, 256 * 1024 * 1024);
@@ -153,7 +154,7 @@ fn definition_hash_tracks_semantics_not_formatting() {
     assert_eq!(h(reformatted), original);
     assert_ne!(h(&base.replace("x = 1", "x = 2")), original);
     assert_ne!(h(&base.replace("5m", "6m")), original);
-    assert_ne!(h(&base.replace("s3-upload", "create-cluster")), original);
+    assert_ne!(h(&base.replace("s3-upload", "make-cluster")), original);
     assert_ne!(h(&base.replace("timeout", "grants = [\"s3:GetObject b\"]\ntimeout")), original);
     assert_ne!(h(&base.replace("timeout", "memory = \"64MiB\"\ntimeout")), original);
     assert_ne!(h(&base.replace("timeout", "retry = { max_attempts = 1 }\ntimeout")), original);
@@ -198,14 +199,14 @@ fn resolve_params_types_and_defaults() {
 #[test]
 fn graphs_contain_nodes_and_edges() {
     let wf = ok(&with_steps(
-        "[[steps]]\nid = \"vpc\"\nplugin = \"s3-upload\"\n[[steps]]\nid = \"my-cluster\"\nplugin = \"create-cluster\"\nneeds = [\"vpc\"]\n",
+        "[[steps]]\nid = \"vpc\"\nplugin = \"s3-upload\"\n[[steps]]\nid = \"my-cluster\"\nplugin = \"make-cluster\"\nneeds = [\"vpc\"]\n",
     ));
     let m = graph::mermaid(&wf);
     assert!(m.starts_with("flowchart TD\n"), "{m}");
-    assert!(m.contains("s0[\"vpc (s3-upload)\"]") && m.contains("s1[\"my-cluster (create-cluster)\"]"), "{m}");
+    assert!(m.contains("s0[\"vpc (s3-upload)\"]") && m.contains("s1[\"my-cluster (make-cluster)\"]"), "{m}");
     assert!(m.contains("s0 --> s1"), "{m}");
     let d = graph::dot(&wf);
-    assert!(d.contains("\"my-cluster\" [label=\"my-cluster (create-cluster)\"];"), "{d}");
+    assert!(d.contains("\"my-cluster\" [label=\"my-cluster (make-cluster)\"];"), "{d}");
     assert!(d.contains("\"vpc\" -> \"my-cluster\";"), "{d}");
 }
 
@@ -218,7 +219,7 @@ fn load_reports_io_errors_with_the_path() {
 
 #[test]
 fn state_section_selects_the_backend() {
-    let step = "[[steps]]\nid = \"a\"\nplugin = \"create-cluster\"\n";
+    let step = "[[steps]]\nid = \"a\"\nplugin = \"make-cluster\"\n";
     let w = ok(&format!(
         "{HEAD}[state]\nbackend = \"s3\"\nbucket = \"team\"\nprefix = \"prod\"\nregion = \"eu-west-1\"\n{step}"
     ));
