@@ -72,9 +72,17 @@ impl Ticker {
         std::thread::Builder::new()
             .name("wharf-epoch".into())
             .spawn(move || {
+                // The epoch follows the wall clock, not the number of sleeps: on a loaded machine a
+                // sleep overshoots, and counting sleeps would stop guests late.
+                let start = std::time::Instant::now();
+                let mut ticks: u128 = 0;
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
-                    engine.increment_epoch();
+                    let due = start.elapsed().as_millis() / EPOCH_TICK.as_millis();
+                    while ticks < due {
+                        engine.increment_epoch();
+                        ticks += 1;
+                    }
                 }
             })
             .expect("spawning the epoch thread");

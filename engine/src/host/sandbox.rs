@@ -11,10 +11,21 @@ use wasmtime::{Engine, ResourceLimiter, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-/// How much of a guest's stderr (panic messages) is kept for the error report.
+/// How much of a guest's stderr (panic messages) is kept; its last [`STDERR_REPORTED`] bytes go
+/// into the error report. stdout is discarded: step logs go through the `log` capability.
 const STDERR_CAPACITY: usize = 64 * 1024;
+const STDERR_REPORTED: usize = 4 * 1024;
+/// Most bytes one call may move from the guest to the host (a call's arguments, `run`'s result):
+/// wasmtime's hostcall fuel, refusing larger transfers before the host allocates for them.
+pub const MAX_HOST_TRANSFER: usize = 128 << 20;
 /// Extra wall-clock time past the deadline before a guest stuck in a host call is abandoned.
 const HOST_CALL_GRACE: Duration = Duration::from_millis(500);
+/// Largest outputs JSON a step may return. Outputs are journaled and rendered into later steps'
+/// inputs: ids and ARNs, not payloads.
+pub const MAX_OUTPUT_BYTES: usize = 1 << 20;
+/// Longest error code and message kept from a failing guest (longer ones are cut).
+const MAX_ERROR_CODE: usize = 128;
+const MAX_ERROR_MESSAGE: usize = 8 * 1024;
 
 /// Limits of one attempt.
 #[derive(Debug, Clone, Copy)]
@@ -37,10 +48,30 @@ pub enum AttemptError {
     Trap { message: String, stderr: String },
     #[error("plugin could not be instantiated: {0}")]
     Instantiate(String),
+    #[error(
+        "step returned {} MiB of outputs, over the limit of {} MiB; outputs are for ids and ARNs, not data",
+        .bytes / (1 << 20), MAX_OUTPUT_BYTES / (1 << 20)
+    )]
+    OutputTooLarge { bytes: usize },
+    #[error(
+        "plugin tried to pass more than {} MiB to the host in one call (outputs, a log line, a blob) and was stopped",
+        MAX_HOST_TRANSFER >> 20
+    )]
+    TransferTooLarge,
 }
 
 fn stderr_suffix(stderr: &str) -> String {
-    if stderr.trim().is_empty() { String::new() } else { format!("; plugin stderr: {}", stderr.trim()) }
+    let stderr = stderr.trim();
+    if stderr.is_empty() {
+        return String::new();
+    }
+    // The end of stderr holds the panic message.
+    let mut start = stderr.len().saturating_sub(STDERR_REPORTED);
+    while !stderr.is_char_boundary(start) {
+        start += 1;
+    }
+    let cut = if start > 0 { "…" } else { "" };
+    format!("; plugin stderr: {cut}{}", &stderr[start..])
 }
 
 /// Per-store data: WASI state, the memory cap and the step's capabilities.
@@ -68,7 +99,7 @@ impl SandboxState {
     ) -> std::io::Result<Self> {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let mut builder = WasiCtxBuilder::new();
-        builder.stderr(stderr.clone()).stdout(stderr.clone());
+        builder.stderr(stderr.clone()).stdout(wasmtime_wasi::p2::pipe::SinkOutputStream);
         for (host, guest) in read_only_dirs {
             builder
                 .preopened_dir(host, guest, FsPerms::ReadOnly)
@@ -144,13 +175,18 @@ pub(crate) async fn run(
 ) -> Result<Result<String, WitError>, AttemptError> {
     let mut store = Store::new(pre.engine(), state);
     store.limiter(|s| &mut s.memory);
+    store.set_hostcall_fuel(MAX_HOST_TRANSFER);
     // The deadline is relative to the current epoch, so it is set right before the call.
     store.set_epoch_deadline(ticks(limits.timeout));
     store.epoch_deadline_trap();
 
     let call = async {
         let step = pre.instantiate_async(&mut store).await.map_err(Failure::Instantiate)?;
-        step.call_run(&mut store, &context).await.map_err(Failure::Trap)
+        // The copy out of guest memory is bounded by the hostcall fuel. (Lifting lazily with
+        // `WasmStr` cannot work: wasmtime runs the guest's post-return, freeing the strings,
+        // before `call_async` returns.)
+        let result = step.call_run(&mut store, &context).await.map_err(Failure::Trap)?;
+        bounded(result)
     };
     // The epoch stops a spinning guest; this timeout also covers a guest blocked in a host call.
     let outcome = tokio::time::timeout(limits.timeout + HOST_CALL_GRACE, call).await;
@@ -159,12 +195,17 @@ pub(crate) async fn run(
         Err(_elapsed) => Err(AttemptError::Timeout(limits.timeout)),
         Ok(Ok(result)) => Ok(result),
         Ok(Err(Failure::Instantiate(e))) => Err(AttemptError::Instantiate(format!("{e:#}"))),
+        Ok(Err(Failure::TooLarge(bytes))) => Err(AttemptError::OutputTooLarge { bytes }),
         Ok(Err(Failure::Trap(e))) => {
             if let Some(requested) = state.memory.exceeded {
                 return Err(AttemptError::MemoryLimit { limit: state.memory.limit, requested });
             }
             if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
                 return Err(AttemptError::Timeout(limits.timeout));
+            }
+            // wasmtime's message for exhausted hostcall fuel (no typed error to match).
+            if format!("{e:#}").contains("fuel allocated for hostcalls has been exhausted") {
+                return Err(AttemptError::TransferTooLarge);
             }
             let stderr = String::from_utf8_lossy(&state.stderr.contents()).into_owned();
             Err(AttemptError::Trap { message: trap_message(&e), stderr })
@@ -175,12 +216,41 @@ pub(crate) async fn run(
 enum Failure {
     Instantiate(wasmtime::Error),
     Trap(wasmtime::Error),
+    TooLarge(usize),
+}
+
+/// The guest's result within limits: outputs up to [`MAX_OUTPUT_BYTES`] (they are journaled and
+/// rendered into later steps), error codes and messages cut to a readable length.
+fn bounded(result: Result<String, WitError>) -> Result<Result<String, WitError>, Failure> {
+    match result {
+        Ok(outputs) if outputs.len() > MAX_OUTPUT_BYTES => Err(Failure::TooLarge(outputs.len())),
+        Ok(outputs) => Ok(Ok(outputs)),
+        Err(e) => Ok(Err(WitError {
+            code: truncate(&e.code, MAX_ERROR_CODE),
+            message: truncate(&e.message, MAX_ERROR_MESSAGE),
+            ..e
+        })),
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{} …[{} bytes cut]", &text[..end], text.len() - end)
 }
 
 /// The trap code when there is one (`{e}` alone shows only backtrace context, per field notes).
 fn trap_message(e: &wasmtime::Error) -> String {
     match e.downcast_ref::<Trap>() {
         Some(trap) => trap.to_string(),
-        None => format!("{e:#}"),
+        None => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            Some(exit) => format!("it called exit({}) instead of returning", exit.0),
+            None => format!("{e:#}"),
+        },
     }
 }

@@ -7,10 +7,11 @@
 //! id = "audit"
 //! plugin = "./ledger-audit.wasm"
 //! needs = ["cluster", "service"]
+//! grants = ["ledger:Read *"]
 //! with = { allowed_kinds = ["ecs:*", "ec2:security-group", "logs:log-group"], max_resources = 20 }
 //! ```
 //!
-//! Reading the ledger needs no grant, so the step needs no `grants`. This is the example plugin
+//! Reading what other steps created needs `ledger:Read <step-id>`; `*` reads the whole run. This is the example plugin
 //! of `docs/writing-plugins.md`.
 
 use serde::{Deserialize, Serialize};
@@ -42,7 +43,7 @@ impl Step for LedgerAudit {
     const NAME: &'static str = "ledger-audit";
     const DESCRIPTION: &'static str =
         "Fails the run if it created resource kinds outside `allowed_kinds` or too many resources.";
-    const GRANTS: &'static [&'static str] = &[];
+    const GRANTS: &'static [&'static str] = &["ledger:Read *"];
 
     fn run(_ctx: &Context, input: Input) -> Result<Output, Error> {
         for pattern in &input.allowed_kinds {
