@@ -4,6 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod container;
+pub mod ecs_example;
+pub mod fault_proxy;
+
 /// Paths of the test guest components built by `build.rs`.
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));
@@ -149,4 +153,24 @@ pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Polls `wharf --output json status` until `pred` holds (bounded: a loaded CI box may be slow).
+pub fn wait_for_status(s: &Scratch, what: &str, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let out = s.wharf().args(["--output", "json", "status"]).output().expect("run wharf");
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            && pred(&v)
+        {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The latest attempt summary of step `id` in a `wharf --output json status` document.
+pub fn step_status<'a>(status: &'a serde_json::Value, id: &str) -> Option<&'a serde_json::Value> {
+    status["steps"].as_array()?.iter().find(|s| s["step_id"] == id)
 }

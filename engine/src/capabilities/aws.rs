@@ -8,7 +8,12 @@ use crate::host::bindings::{ErrorKind, WitError};
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
+use aws_smithy_runtime_api::client::retries::classifiers::{
+    ClassifyRetry, RetryAction, RetryClassifierPriority, RetryReason,
+};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_smithy_types::retry::ErrorKind as SdkErrorKind;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
@@ -39,6 +44,7 @@ pub struct Aws {
     secrets: OnceCell<aws_sdk_secretsmanager::Client>,
     s3: OnceCell<aws_sdk_s3::Client>,
     logs: OnceCell<aws_sdk_cloudwatchlogs::Client>,
+    ecr: OnceCell<aws_sdk_ecr::Client>,
 }
 
 impl Aws {
@@ -52,6 +58,7 @@ impl Aws {
             secrets: OnceCell::new(),
             s3: OnceCell::new(),
             logs: OnceCell::new(),
+            ecr: OnceCell::new(),
         }
     }
 
@@ -69,7 +76,7 @@ impl Aws {
                     .timeout_config(
                         TimeoutConfig::builder()
                             .connect_timeout(Duration::from_secs(5))
-                            .operation_attempt_timeout(Duration::from_secs(30))
+                            .operation_attempt_timeout(attempt_timeout())
                             .operation_timeout(Duration::from_secs(90))
                             .build(),
                     );
@@ -94,22 +101,50 @@ impl Aws {
 
     pub async fn ecs(&self) -> Result<&aws_sdk_ecs::Client, WitError> {
         let config = self.config().await?;
-        Ok(self.ecs.get_or_init(|| async { aws_sdk_ecs::Client::new(config) }).await)
+        Ok(self
+            .ecs
+            .get_or_init(|| async {
+                aws_sdk_ecs::Client::from_conf(
+                    aws_sdk_ecs::config::Builder::from(config).retry_classifier(SingleShot).build(),
+                )
+            })
+            .await)
     }
 
     pub async fn ec2(&self) -> Result<&aws_sdk_ec2::Client, WitError> {
         let config = self.config().await?;
-        Ok(self.ec2.get_or_init(|| async { aws_sdk_ec2::Client::new(config) }).await)
+        Ok(self
+            .ec2
+            .get_or_init(|| async {
+                aws_sdk_ec2::Client::from_conf(
+                    aws_sdk_ec2::config::Builder::from(config).retry_classifier(SingleShot).build(),
+                )
+            })
+            .await)
     }
 
     pub async fn iam(&self) -> Result<&aws_sdk_iam::Client, WitError> {
         let config = self.config().await?;
-        Ok(self.iam.get_or_init(|| async { aws_sdk_iam::Client::new(config) }).await)
+        Ok(self
+            .iam
+            .get_or_init(|| async {
+                aws_sdk_iam::Client::from_conf(
+                    aws_sdk_iam::config::Builder::from(config).retry_classifier(SingleShot).build(),
+                )
+            })
+            .await)
     }
 
     pub async fn secrets(&self) -> Result<&aws_sdk_secretsmanager::Client, WitError> {
         let config = self.config().await?;
-        Ok(self.secrets.get_or_init(|| async { aws_sdk_secretsmanager::Client::new(config) }).await)
+        Ok(self
+            .secrets
+            .get_or_init(|| async {
+                aws_sdk_secretsmanager::Client::from_conf(
+                    aws_sdk_secretsmanager::config::Builder::from(config).retry_classifier(SingleShot).build(),
+                )
+            })
+            .await)
     }
 
     /// S3 with path-style addressing when a custom endpoint is set (emulators and S3-compatible
@@ -120,7 +155,10 @@ impl Aws {
             .s3
             .get_or_init(|| async {
                 let path_style = config.endpoint_url().is_some();
-                let s3_config = aws_sdk_s3::config::Builder::from(config).force_path_style(path_style).build();
+                let s3_config = aws_sdk_s3::config::Builder::from(config)
+                    .force_path_style(path_style)
+                    .retry_classifier(SingleShot)
+                    .build();
                 aws_sdk_s3::Client::from_conf(s3_config)
             })
             .await)
@@ -128,7 +166,90 @@ impl Aws {
 
     pub async fn logs(&self) -> Result<&aws_sdk_cloudwatchlogs::Client, WitError> {
         let config = self.config().await?;
-        Ok(self.logs.get_or_init(|| async { aws_sdk_cloudwatchlogs::Client::new(config) }).await)
+        Ok(self
+            .logs
+            .get_or_init(|| async {
+                aws_sdk_cloudwatchlogs::Client::from_conf(
+                    aws_sdk_cloudwatchlogs::config::Builder::from(config).retry_classifier(SingleShot).build(),
+                )
+            })
+            .await)
+    }
+
+    /// ECR, for registry tokens (`ecr:GetAuthorizationToken`).
+    pub async fn ecr(&self) -> Result<&aws_sdk_ecr::Client, WitError> {
+        let config = self.config().await?;
+        Ok(self.ecr.get_or_init(|| async { aws_sdk_ecr::Client::new(config) }).await)
+    }
+}
+
+/// The SDK attempt timeout: a hung call ends and is retried instead of blocking its step.
+fn attempt_timeout() -> Duration {
+    #[cfg(feature = "fault-injection")]
+    if let Some(timeout) = super::faults::attempt_timeout() {
+        return timeout;
+    }
+    Duration::from_secs(30)
+}
+
+/// Calls that create something without an idempotency token AWS honours, or whose repeat fails
+/// with "already exists"/"duplicate": if the answer to one is lost (a 5xx, a reset connection,
+/// a timeout), the SDK must not simply send it again, or a second VPC, gateway, route table or
+/// task definition revision appears that nothing records (found by tests/e2e/faults.rs).
+/// Instead the error goes back to the step, whose retry looks before it creates (find before
+/// create) and adopts what the lost call made. Throttling is still retried here: a throttled
+/// request was refused, not applied.
+const NOT_BLINDLY_REPEATABLE: &[&str] = &[
+    "ec2:Create",
+    "ec2:Associate",
+    "ec2:Attach",
+    "ec2:AuthorizeSecurityGroupIngress",
+    "iam:CreateRole",
+    "secretsmanager:CreateSecret",
+    "ecs:RegisterTaskDefinition",
+    "ecs:CreateService",
+    "logs:CreateLogGroup",
+];
+
+tokio::task_local! {
+    /// Set by [`sdk_retry_scope`] for the duration of one call: may the SDK resend it?
+    static SDK_MAY_RESEND: bool;
+}
+
+/// Runs one AWS call with the SDK's resend policy for `action` (see [`NOT_BLINDLY_REPEATABLE`]).
+pub(crate) async fn sdk_retry_scope<T>(action: &str, call: impl Future<Output = T>) -> T {
+    let may_resend = !NOT_BLINDLY_REPEATABLE.iter().any(|prefix| action.starts_with(prefix));
+    SDK_MAY_RESEND.scope(may_resend, call).await
+}
+
+/// Runs after the SDK's own classifiers and forbids resending a call [`sdk_retry_scope`] marked,
+/// unless it was throttled.
+#[derive(Debug)]
+struct SingleShot;
+
+impl ClassifyRetry for SingleShot {
+    fn classify_retry(&self, _ctx: &InterceptorContext) -> RetryAction {
+        RetryAction::NoActionIndicated
+    }
+
+    fn classify_retry_v2(&self, _ctx: &InterceptorContext, previous: &RetryAction) -> RetryAction {
+        let throttled = matches!(
+            previous,
+            RetryAction::RetryIndicated(RetryReason::RetryableError { kind: SdkErrorKind::ThrottlingError, .. })
+        );
+        if previous.should_retry() && !throttled && SDK_MAY_RESEND.try_with(|may| !*may).unwrap_or(false) {
+            RetryAction::RetryForbidden
+        } else {
+            RetryAction::NoActionIndicated
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "wharf-single-shot"
+    }
+
+    fn priority(&self) -> RetryClassifierPriority {
+        RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
     }
 }
 
@@ -144,6 +265,24 @@ const THROTTLING_CODES: &[&str] = &[
     "PriorRequestNotComplete",
     "ProvisionedThroughputExceededException",
 ];
+
+/// Whether a step's error code is a transient AWS failure: throttling, a 5xx, a timeout, a
+/// dropped connection or an unreadable answer (codes `map_sdk_error` and AWS use for these).
+pub(crate) fn is_transient_code(code: &str) -> bool {
+    const TRANSIENT: &[&str] = &[
+        "Timeout",
+        "DispatchFailure",
+        "ResponseError",
+        "InternalError",
+        "InternalFailure",
+        "ServiceFailure",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "ServerException",
+        "Unavailable",
+    ];
+    TRANSIENT.contains(&code) || THROTTLING_CODES.contains(&code)
+}
 
 /// Codes that mean "the input is wrong": retrying the same call cannot help.
 const INVALID_INPUT_CODES: &[&str] = &[

@@ -10,8 +10,10 @@ pub mod ecs;
 mod faults;
 pub mod iam;
 pub mod ledger;
+pub mod limits;
 pub mod log;
 pub mod logs;
+pub mod registry;
 pub mod s3;
 pub mod secrets;
 
@@ -42,6 +44,9 @@ pub struct Capabilities {
     mode: CallMode,
     /// The workflow file's directory: relative paths the step names are resolved against it.
     base_dir: PathBuf,
+    /// How fast this attempt may call capabilities, and how much it may log.
+    rate: limits::RateLimiter,
+    log_budget: limits::LogBudget,
 }
 
 impl Capabilities {
@@ -54,6 +59,8 @@ impl Capabilities {
             aws,
             mode: CallMode::Apply,
             base_dir: PathBuf::new(),
+            rate: limits::RateLimiter::from_env(),
+            log_budget: limits::LogBudget::default(),
         }
     }
 
@@ -103,6 +110,21 @@ impl Capabilities {
     where
         E: aws::ServiceErrorInfo,
     {
+        // Boxed: SDK request futures are large and host calls are polled on the guest's fiber
+        // stack; held by value through these wrappers they overflowed it (teardown, debug build).
+        let request = Box::pin(aws::sdk_retry_scope(action, request));
+        self.call_mapped(action, resource, async { request.await.map_err(|e| aws::map_sdk_error(action, e)) }).await
+    }
+
+    /// Awaits a call whose errors are already mapped (non-AWS services, e.g. OCI registries, map
+    /// theirs in their own module) and records it in the transcript like [`Capabilities::call`].
+    pub async fn call_mapped<T>(
+        &self,
+        action: &str,
+        resource: &str,
+        request: impl Future<Output = Result<T, WitError>>,
+    ) -> Result<T, WitError> {
+        self.throttle().await;
         let started = Instant::now();
         #[cfg(feature = "fault-injection")]
         if let Some(error) = faults::injected(action) {
@@ -113,16 +135,22 @@ impl Capabilities {
             return Err(error);
         }
         #[cfg(feature = "fault-injection")]
-        faults::crash_point("before", action);
-        let result = request.await.map_err(|e| aws::map_sdk_error(action, e));
+        let number = faults::crash_before(action);
+        let result = request.await;
         #[cfg(feature = "fault-injection")]
-        faults::crash_point("after", action);
+        faults::crash_after(action, number);
         let outcome = match &result {
             Ok(_) => "ok".to_string(),
             Err(e) => format!("{} {}", e.kind.as_str(), e.code),
         };
         self.event(EventKind::Call, format!("{action} {resource} -> {outcome} ({} ms)", started.elapsed().as_millis()));
         result
+    }
+
+    /// Whether the step holds a grant, without the denial warning [`Capabilities::authorize`]
+    /// journals: for grants that switch behaviour on rather than allow a call (`registry:PlainHttp`).
+    pub fn is_granted(&self, action: &str, resource: &str) -> bool {
+        self.grants.check(action, resource).is_ok()
     }
 
     /// Writes a created resource to the run's ledger (durable before the plugin sees the result).
@@ -184,8 +212,38 @@ impl Capabilities {
         &self.aws
     }
 
-    /// Journals an event for this step; journal failures surface at the step's next flush.
+    /// Waits until the attempt's host-call rate allows one more call (every call that reaches
+    /// AWS or a registry passes here, through [`Capabilities::call_mapped`]).
+    pub async fn throttle(&self) {
+        let (wait, first) = self.rate.acquire();
+        if first {
+            let rate = self.rate.per_second();
+            let message = format!(
+                "host calls throttled to {rate}/s for this attempt (set {} to change the limit)",
+                limits::RATE_ENV
+            );
+            self.event(EventKind::Log(LogLevel::Warn), message);
+        }
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Journals an event for this step; journal failures surface at the step's next flush. What
+    /// the plugin writes (log lines, progress, the denials it provokes) counts against the
+    /// attempt's log budget; past it, one notice is journaled and the rest is dropped.
     pub fn event(&self, kind: EventKind, message: String) {
+        if matches!(kind, EventKind::Log(_) | EventKind::Progress) {
+            match self.log_budget.admit(message.len().min(crate::events::MAX_EVENT_MESSAGE)) {
+                limits::LogVerdict::Keep => {}
+                limits::LogVerdict::Drop => return,
+                limits::LogVerdict::NoticeThenDrop => {
+                    let notice = limits::log_budget_notice();
+                    let _ = self.events.emit(Some(&self.step_id), EventKind::Log(LogLevel::Warn), notice);
+                    return;
+                }
+            }
+        }
         let _ = self.events.emit(Some(&self.step_id), kind, message);
     }
 }

@@ -20,6 +20,10 @@ pub struct Input {
     /// Keep CloudWatch log groups (their logs outlive the deployment).
     #[serde(default)]
     pub keep_log_groups: bool,
+    /// Also delete the images the run pushed (`registry:image`, by digest: the registry drops
+    /// every tag naming that manifest). Off by default: an image usually outlives a deployment.
+    #[serde(default)]
+    pub delete_images: bool,
     /// How long to wait for slow deletions (draining services, detaching network interfaces).
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
@@ -50,7 +54,7 @@ impl Step for Teardown {
     type Output = Output;
     const NAME: &'static str = "teardown";
     const DESCRIPTION: &'static str = "Deletes what the run created, in reverse dependency order.";
-    const GRANTS: &'static [&'static str] = &["ledger:Delete *"];
+    const GRANTS: &'static [&'static str] = &["ledger:Read *", "ledger:Delete *"];
 
     fn run(_ctx: &Context, input: Input) -> Result<Output, Error> {
         if let Some(days) = input.secret_recovery_days {
@@ -64,18 +68,26 @@ impl Step for Teardown {
         let options = DeleteOptions { secret_recovery_days: input.secret_recovery_days };
         let mut output = Output { deleted: 0, already_gone: 0, kept: vec![] };
         let mut leftovers = Vec::new();
+        // Whether every leftover failed on a transient AWS error (a timeout, a 5xx).
+        let mut all_transient = true;
 
         let live: Vec<_> = ledger::entries()?.into_iter().filter(|r| !r.deleted).collect();
         for resource in order::teardown_order(live) {
-            if input.keep_log_groups && resource.kind == "logs:log-group" {
+            let keep = match resource.kind.as_str() {
+                "logs:log-group" => input.keep_log_groups,
+                "registry:image" => !input.delete_images,
+                _ => false,
+            };
+            if keep {
                 output.kept.push(resource.id.clone());
                 continue;
             }
             match delete_until_done(&resource.kind, &resource.id, &options, deadline) {
                 Ok(DeleteOutcome::AlreadyGone) => output.already_gone += 1,
                 Ok(_) => output.deleted += 1,
-                Err(reason) => {
+                Err((reason, transient)) => {
                     log::warn(&format!("could not delete {} {}: {reason}", resource.kind, resource.id));
+                    all_transient &= transient;
                     leftovers.push(Leftover { kind: resource.kind, id: resource.id, reason });
                 }
             }
@@ -84,14 +96,18 @@ impl Step for Teardown {
             let list: Vec<String> = leftovers.iter().map(|l| format!("{} {} ({})", l.kind, l.id, l.reason)).collect();
             // Not retryable by the scheduler: pending deletions were already waited for, and what
             // is left needs a person (the reasons say what). Deletions so far are recorded.
-            return Err(Error::permanent(
-                "Leftovers",
-                format!(
-                    "{} resource(s) could not be deleted: {}; fix the cause, then run `wharf teardown` for this run again",
-                    leftovers.len(),
-                    list.join("; ")
-                ),
-            ));
+            // Except when every cause was transient (AWS timed out or answered 5xx): then the
+            // next attempt will most likely finish (tests/e2e/faults.rs hit this at 20% faults).
+            let message = format!(
+                "{} resource(s) could not be deleted: {}; fix the cause, then run `wharf teardown` for this run again",
+                leftovers.len(),
+                list.join("; ")
+            );
+            return Err(if all_transient {
+                Error::retryable("Leftovers", message)
+            } else {
+                Error::permanent("Leftovers", message)
+            });
         }
         log::info(&format!("deleted {}, already gone {}", output.deleted, output.already_gone));
         Ok(output)
@@ -104,13 +120,13 @@ fn delete_until_done(
     id: &str,
     options: &DeleteOptions,
     deadline: Instant,
-) -> Result<DeleteOutcome, String> {
+) -> Result<DeleteOutcome, (String, bool)> {
     let mut wait = Duration::from_secs(2);
     loop {
         match ledger::delete(kind, id, DeleteOptions { secret_recovery_days: options.secret_recovery_days }) {
             Ok(DeleteOutcome::Pending(why)) => {
                 if Instant::now() + wait > deadline {
-                    return Err(format!("still pending at the deadline: {why}"));
+                    return Err((format!("still pending at the deadline: {why}"), false));
                 }
                 log::progress(&format!("{kind} {id}: {why}; checking again in {}s", wait.as_secs()));
                 std::thread::sleep(wait);
@@ -120,7 +136,9 @@ fn delete_until_done(
                 log::info(&format!("{kind} {id}: deleted"));
                 return Ok(done);
             }
-            Err(e) => return Err(format!("{}: {}", e.code, e.message)),
+            Err(e) => {
+                return Err((format!("{}: {}", e.code, e.message), e.kind == wharf_plugin_sdk::ErrorKind::Retryable));
+            }
         }
     }
 }
@@ -187,6 +205,37 @@ mod tests {
         // The security group after the failed cluster was still attempted; the log group was kept.
         assert_eq!(host.calls_to("ledger::delete").len(), 3);
         assert!(host.logs().iter().any(|l| l.starts_with("warn: could not delete ecs:cluster")));
+    }
+
+    #[test]
+    fn images_are_kept_unless_asked_and_deleted_after_the_services_using_them() {
+        let host = FakeHost::new();
+        host.on_entries(|| {
+            Ok(vec![
+                entry("registry:image", "127.0.0.1:5000/app@sha256:1", false),
+                entry("secretsmanager:secret", "arn:secret", false),
+                entry("ecs:task-definition", "arn:td", false),
+                entry("ecs:service", "arn:service", false),
+            ])
+        });
+        host.on_delete(|_, _, _| Ok(DeleteOutcome::Deleted));
+        let out = host.run::<Teardown>(json!({})).unwrap();
+        assert_eq!(out, json!({ "deleted": 3, "already_gone": 0, "kept": ["127.0.0.1:5000/app@sha256:1"] }));
+
+        let host = FakeHost::new();
+        host.on_entries(|| {
+            Ok(vec![
+                entry("registry:image", "127.0.0.1:5000/app@sha256:1", false),
+                entry("secretsmanager:secret", "arn:secret", false),
+                entry("ecs:task-definition", "arn:td", false),
+                entry("ecs:service", "arn:service", false),
+            ])
+        });
+        host.on_delete(|_, _, _| Ok(DeleteOutcome::Deleted));
+        host.run::<Teardown>(json!({ "delete_images": true })).unwrap();
+        let order: Vec<String> = host.calls_to("ledger::delete").iter().map(|c| c.args[1].clone()).collect();
+        // The image goes after what runs it, and before the secret that may hold its credentials.
+        assert_eq!(order, ["\"arn:service\"", "\"arn:td\"", "\"127.0.0.1:5000/app@sha256:1\"", "\"arn:secret\""]);
     }
 
     #[test]
