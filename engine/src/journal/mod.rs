@@ -106,6 +106,22 @@ pub trait RunJournal: Send + Sync {
     fn flush(&self) -> Result<(), JournalError>;
 }
 
+/// [`RunJournal::flush`] from async code: on tokio's blocking pool, not on an async worker. A flush waits
+/// for an fsync (about 1 ms on a good disk, far more on a busy one); on a worker it would stall every task
+/// scheduled there, and with 2 workers at most 2 runs could flush at once. Off the workers the flushes of
+/// parallel runs overlap (the file system commits them together). The caller still waits for durability.
+pub async fn flush_off_worker(journal: &Arc<dyn RunJournal>) -> Result<(), JournalError> {
+    let journal = journal.clone();
+    match tokio::task::spawn_blocking(move || journal.flush()).await {
+        Ok(result) => result,
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // Only when the runtime shuts down under us.
+            Err(e) => Err(JournalError::Io { path: PathBuf::new(), source: std::io::Error::other(e) }),
+        },
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub id: String,

@@ -138,6 +138,7 @@ impl StateBackend for SledBackend {
                 let mut st = journal.state();
                 st.next_seq = dump.events.last().map_or(1, |e| e.seq + 1);
                 st.next_order = dump.resources.len() as u64;
+                st.written += 1; // the inserts above bypass the counting writers
             }
             journal.flush()
         })();
@@ -226,6 +227,12 @@ struct State {
     next_order: u64,
     /// Events up to this seq are in the `events.jsonl` mirror (0: rewrite it at the next flush).
     mirrored_seq: u64,
+    /// Group commit: writes made so far, and how many of them the last completed flush covered (None
+    /// until the first flush after opening, which always runs: it rewrites the derived files). A flush
+    /// that finds `flushed == Some(written)` has nothing to do: a concurrent flusher (another step of
+    /// the same run) already made our writes durable while we waited for the lock.
+    written: u64,
+    flushed: Option<u64>,
 }
 
 /// A run opened for driving.
@@ -418,7 +425,14 @@ fn open_db(db_path: &Path, run_dir: &Path, run_id: &str, create: Option<RunRecor
         let e: LedgerEntry = decode(db_path, run_dir, run_id, "resources", &v.map_err(err)?)?;
         next_order = next_order.max(e.order + 1);
     }
-    Ok((db, meta, attempts, events, resources, State { run, next_seq, next_order, mirrored_seq: 0 }))
+    Ok((
+        db,
+        meta,
+        attempts,
+        events,
+        resources,
+        State { run, next_seq, next_order, mirrored_seq: 0, written: 0, flushed: None },
+    ))
 }
 
 fn seq_of(key: &[u8]) -> Option<u64> {
@@ -459,6 +473,8 @@ fn sled_error(db_path: &Path, run_dir: &Path, run_id: &str, e: ::sled::Error) ->
         ::sled::Error::Io(ref io) if matches!(io.kind(), ErrorKind::UnexpectedEof | ErrorKind::InvalidData) => {
             corrupt(db_path, run_dir, run_id, e.to_string())
         }
+        // Plain I/O (disk full, permissions): the OS message with the path, not sled's Debug text.
+        ::sled::Error::Io(source) => JournalError::Io { path: db_path.to_path_buf(), source },
         source => JournalError::Sled { path: db_path.to_path_buf(), source },
     }
 }
@@ -487,14 +503,16 @@ impl RunJournal for SledJournal {
         run.updated_at_ms = now_ms();
         self.meta.insert("run", serde_json::to_vec(&run)?).map_err(|e| self.sled_err(e))?;
         st.run = run;
+        st.written += 1;
         Ok(())
     }
 
     fn put_attempt(&self, a: &AttemptRecord) -> Result<(), JournalError> {
-        let _st = self.state();
+        let mut st = self.state();
         self.attempts
             .insert(attempt_key(&a.step_id, a.attempt), serde_json::to_vec(a)?)
             .map_err(|e| self.sled_err(e))?;
+        st.written += 1;
         Ok(())
     }
 
@@ -508,6 +526,7 @@ impl RunJournal for SledJournal {
         let event = Event { seq, at_ms: now_ms(), step_id: e.step_id, kind: e.kind, message: e.message };
         self.events.insert(seq.to_be_bytes(), serde_json::to_vec(&event)?).map_err(|e| self.sled_err(e))?;
         st.next_seq += 1;
+        st.written += 1;
         Ok(seq)
     }
 
@@ -538,17 +557,19 @@ impl RunJournal for SledJournal {
         let entry = LedgerEntry { order: st.next_order, resource: r.clone() };
         self.resources.insert(key, serde_json::to_vec(&entry)?).map_err(|e| self.sled_err(e))?;
         st.next_order += 1;
+        st.written += 1;
         Ok(true)
     }
 
     fn mark_resource_deleted(&self, kind: &str, id: &str) -> Result<(), JournalError> {
-        let _st = self.state();
+        let mut st = self.state();
         let key = resource_key(kind, id);
         let Some(v) = self.resources.get(&key).map_err(|e| self.sled_err(e))? else { return Ok(()) };
         let mut entry: LedgerEntry = self.decode("resources", &v)?;
         if entry.resource.deleted_at_ms.is_none() {
             entry.resource.deleted_at_ms = Some(now_ms());
             self.resources.insert(key, serde_json::to_vec(&entry)?).map_err(|e| self.sled_err(e))?;
+            st.written += 1;
         }
         Ok(())
     }
@@ -561,9 +582,16 @@ impl RunJournal for SledJournal {
 
     fn flush(&self) -> Result<(), JournalError> {
         // Hold the state lock so concurrent flushes write snapshots in order and see a consistent run record.
+        // Every write also takes this lock, so `written` read here counts exactly what the sled flush covers.
         let mut st = self.state();
+        let written = st.written;
+        if st.flushed == Some(written) {
+            return Ok(());
+        }
         self.db.flush().map_err(|e| self.sled_err(e))?;
         self.write_snapshot(&st)?;
-        self.mirror_events(&mut st)
+        self.mirror_events(&mut st)?;
+        st.flushed = Some(written);
+        Ok(())
     }
 }

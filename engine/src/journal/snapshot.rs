@@ -3,10 +3,14 @@
 //! sled locks its database, so `wharf runs` / `wharf status` cannot open the journal of a run another process
 //! is driving. Instead the driver rewrites this file on every flush (and on open). It is derived state: the
 //! journal is the source of truth, and reopening the run regenerates the file.
-//! Written atomically (tmp + fsync + rename + fsync dir) so readers see either the old or the new view.
+//! Written atomically (tmp + rename) so readers see either the old or the new view. Not fsynced: it is
+//! rewritten after every journal flush, so fsyncing it (and its directory) would triple the cost of each
+//! durability point for a file that can be rebuilt. After a power loss it may be older than the journal
+//! (never newer: it is written only after the sled flush returned), missing or empty; `open_run` tolerates
+//! all three and rewrites it, and `status`/`runs` report a missing or unreadable one (docs/state.md).
 
-use std::fs::{self, File};
-use std::io::{ErrorKind, Write};
+use std::fs;
+use std::io::ErrorKind;
 use std::path::Path;
 
 use super::{AttemptRecord, JournalError, LockOwner, Resource, RunRecord, RunSnapshot, StepSummary, lock};
@@ -43,13 +47,8 @@ pub(crate) fn write(run_dir: &Path, snap: &RunSnapshot) -> Result<(), JournalErr
         let path = path.to_path_buf();
         move |source| JournalError::Io { path, source }
     };
-    let mut f = File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(&json).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    drop(f);
+    fs::write(&tmp, &json).map_err(io(&tmp))?;
     fs::rename(&tmp, &dest).map_err(io(&dest))?;
-    // fsync the directory so the rename itself survives a power loss.
-    File::open(run_dir).and_then(|d| d.sync_all()).map_err(io(run_dir))?;
     Ok(())
 }
 

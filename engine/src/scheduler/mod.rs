@@ -118,7 +118,7 @@ impl Scheduler {
             EventKind::RunStarted,
             format!("workflow {} from {}", workflow.name, workflow.path.display()),
         )?;
-        journal.flush()?;
+        crate::journal::flush_off_worker(&journal).await?;
         self.drive(journal, events, Arc::new(workflow), params, plugins, BTreeSet::new()).await
     }
 
@@ -170,7 +170,7 @@ impl Scheduler {
             format!(" with accepted changes: {}", changes.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("; "))
         };
         events.emit(None, EventKind::RunResumed, format!("resumed by pid {}{note}", std::process::id()))?;
-        journal.flush()?;
+        crate::journal::flush_off_worker(&journal).await?;
         self.drive(journal, events, Arc::new(workflow), run.params.clone(), plugins, rerun).await
     }
 
@@ -256,7 +256,7 @@ impl Scheduler {
             r.error = summary.clone();
         })?;
         events.emit(None, EventKind::RunFinished, summary.clone().unwrap_or_else(|| "all steps succeeded".into()))?;
-        journal.flush()?;
+        crate::journal::flush_off_worker(&journal).await?;
         Ok(RunOutcome { run_id, status, failed, blocked, outputs })
     }
 }

@@ -8,7 +8,7 @@ use crate::grants::{Grant, GrantSet};
 use crate::host::bindings::{ErrorKind, StepContext};
 use crate::host::sandbox::SandboxState;
 use crate::host::{AttemptError, AttemptLimits};
-use crate::journal::{AttemptRecord, AttemptStatus, EventKind, StepError};
+use crate::journal::{AttemptRecord, AttemptStatus, EventKind, StepError, flush_off_worker};
 use crate::workflow::template::{Reference, TemplateContext, references, render_str, render_value};
 use crate::workflow::{PluginRef, Step};
 use serde_json::Value;
@@ -74,7 +74,9 @@ async fn run_step_inner(
     let limits = AttemptLimits { memory_bytes: step.memory_limit, timeout: step.timeout };
     let mut in_doubt = prior.in_doubt;
 
-    for try_no in 1..=step.retry.max_attempts {
+    // Attempts that failed on a transient AWS error only (see `TRANSIENT_RETRIES`).
+    let mut transient_failures = 0;
+    for try_no in 1.. {
         let attempt = prior.count + try_no;
         let mut record = AttemptRecord {
             step_id: step_id.to_string(),
@@ -95,7 +97,7 @@ async fn run_step_inner(
             EventKind::StepStarted,
             format!("attempt {attempt} of {} {}{note}", plugin.info.name, plugin.info.version),
         );
-        ctx.journal.flush().map_err(state_error)?;
+        flush_off_worker(&ctx.journal).await.map_err(state_error)?;
 
         let caps = Capabilities::new(&ctx.run_id, step_id, grants.clone(), ctx.events.clone(), ctx.aws.clone())
             .with_base_dir(workflow_dir(ctx))
@@ -125,7 +127,7 @@ async fn run_step_inner(
                         EventKind::StepSucceeded,
                         format!("attempt {attempt} succeeded"),
                     );
-                    ctx.journal.flush().map_err(state_error)?;
+                    flush_off_worker(&ctx.journal).await.map_err(state_error)?;
                     return Ok(StepOutcome::Succeeded(outputs));
                 }
                 Err(e) => (e, false),
@@ -144,9 +146,14 @@ async fn run_step_inner(
             EventKind::StepFailed,
             format!("attempt {attempt}: {}: {}", error.code, error.message),
         );
-        ctx.journal.flush().map_err(state_error)?;
+        flush_off_worker(&ctx.journal).await.map_err(state_error)?;
 
-        if !retryable || try_no == step.retry.max_attempts {
+        if retryable
+            && crate::capabilities::aws::is_transient_code(&error.code)
+            && transient_failures < TRANSIENT_RETRIES
+        {
+            transient_failures += 1;
+        } else if !retryable || try_no - transient_failures >= step.retry.max_attempts {
             return Ok(StepOutcome::Failed(error));
         }
         let wait = backoff::delay(&step.retry, try_no);
@@ -156,6 +163,14 @@ async fn run_step_inner(
     }
     unreachable!("the loop returns on its last attempt")
 }
+
+/// Attempts per step that may fail on a transient AWS error (5xx, throttling, timeout, dropped
+/// connection) without counting against `retry.max_attempts`. Creates that cannot be resent
+/// blindly are not retried by the SDK (capabilities/aws.rs `NOT_BLINDLY_REPEATABLE`): the step's
+/// next attempt, which finds before it creates, is their retry, so it gets the budget the SDK's
+/// own retries would have had. At a 20% fault rate (tests/e2e/faults.rs) a step with ten creates
+/// otherwise ran out of its 3 attempts.
+const TRANSIENT_RETRIES: u32 = 10;
 
 /// Renders the step's inputs and grants (kept out of the async code: the template context is
 /// not `Send`).
@@ -271,6 +286,8 @@ fn attempt_error(e: &AttemptError) -> StepError {
         AttemptError::MemoryLimit { .. } => ("trap", "MemoryLimitExceeded"),
         AttemptError::Trap { .. } => ("trap", "PluginCrashed"),
         AttemptError::Instantiate(_) => ("trap", "InstantiationFailed"),
+        AttemptError::OutputTooLarge { .. } => ("permanent", "OutputTooLarge"),
+        AttemptError::TransferTooLarge => ("permanent", "TransferTooLarge"),
     };
     StepError { kind: kind.into(), code: code.into(), message: e.to_string() }
 }

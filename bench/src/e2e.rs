@@ -1,0 +1,216 @@
+//! Whole-process runs of the ECS example: wharf (run + teardown), the aws CLI script and the
+//! boto3 script, against one moto behind the bench proxy. The driver plays the container (moto
+//! never runs one) identically for all three: when moto has answered CreateService, it assumes
+//! the task role and puts the object `verify` looks for, directly against moto.
+
+use crate::proxy::{Call, Proxy};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    Wharf,
+    AwsCli,
+    Boto3,
+}
+
+impl Tool {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tool::Wharf => "wharf",
+            Tool::AwsCli => "aws CLI script",
+            Tool::Boto3 => "boto3 script",
+        }
+    }
+}
+
+pub struct Env {
+    pub root: PathBuf,
+    pub wharf: PathBuf,
+    pub venv_bin: PathBuf,
+    pub moto: String,
+    /// `--param` values for wharf (the image, or the registry to build and push it to).
+    pub wharf_params: Vec<String>,
+    /// Extra environment of every tool (IMAGE or IMAGE_DIR + REGISTRY..., registry credentials).
+    pub tool_env: Vec<(String, String)>,
+    pub state: PathBuf,
+}
+
+pub struct RunResult {
+    pub wall: Duration,
+    /// Largest peak RSS of the tool's processes (KiB), from wait4.
+    pub max_rss_kib: i64,
+    pub calls: Vec<Call>,
+    pub start: Instant,
+    /// wharf only: the run id (for its journal).
+    pub run_id: Option<String>,
+}
+
+/// Resets moto and creates the bucket the tutorial assumes exists (outside any timing).
+pub async fn reset(env: &Env, s3: &aws_sdk_s3::Client) {
+    let client = reqwest_free_post(&env.moto, "/moto-api/reset").await;
+    assert!(client, "moto reset failed");
+    s3.create_bucket().bucket("projectjz").send().await.expect("create bucket");
+}
+
+/// POST without a body over a plain TCP connection (moto's reset endpoint).
+async fn reqwest_free_post(base: &str, path: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = base.trim_start_matches("http://").trim_end_matches('/');
+    let Ok(mut s) = tokio::net::TcpStream::connect(host).await else { return false };
+    let req = format!("POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out).await;
+    out.starts_with(b"HTTP/1.1 200") || out.starts_with(b"HTTP/1.0 200")
+}
+
+/// Runs one tool to completion with the container stand-in armed.
+pub async fn run(env: &Env, tool: Tool, proxy: &Arc<Proxy>, aws: &aws_config::SdkConfig) -> RunResult {
+    proxy.take();
+    let standin = tokio::spawn(play_container(proxy.clone(), aws.clone(), env.root.clone()));
+    let start = Instant::now();
+    let mut rss = 0;
+    let mut run_id = None;
+    match tool {
+        Tool::Wharf => {
+            let out = spawn(env, &env.wharf, &wharf_args(env, &["run", "workflows/ecs-example.toml"], true), proxy);
+            last_wharf_output(&out.0);
+            rss = rss.max(out.1);
+            let json: serde_json::Value = serde_json::from_slice(&out.0).expect("wharf --output json");
+            let id = json["run_id"].as_str().expect("run id").to_string();
+            assert_eq!(json["status"], "succeeded", "wharf run failed: {json:#}");
+            let out = spawn(env, &env.wharf, &wharf_args(env, &["teardown", &id], false), proxy);
+            rss = rss.max(out.1);
+            run_id = Some(id);
+        }
+        Tool::AwsCli => {
+            let script = env.root.join("bench/peers/ecs-example-awscli.sh");
+            rss = spawn(env, Path::new("bash"), &[script.display().to_string()], proxy).1;
+        }
+        Tool::Boto3 => {
+            let script = env.root.join("bench/peers/ecs_example_boto3.py");
+            rss = spawn(env, &env.venv_bin.join("python"), &[script.display().to_string()], proxy).1;
+        }
+    }
+    let wall = start.elapsed();
+    standin.abort();
+    RunResult { wall, max_rss_kib: rss, calls: proxy.take(), start, run_id }
+}
+
+fn wharf_args(env: &Env, args: &[&str], image: bool) -> Vec<String> {
+    let mut v: Vec<String> =
+        ["--state-dir", &env.state.display().to_string(), "--output", "json"].iter().map(|s| s.to_string()).collect();
+    v.extend(args.iter().map(|s| s.to_string()));
+    if image {
+        for p in &env.wharf_params {
+            v.extend(["--param".to_string(), p.clone()]);
+        }
+    }
+    v
+}
+
+/// The last `wharf run --output json` of this process (the bench reads the pushed image from it).
+static LAST_OUTPUT: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+fn last_wharf_output(out: &[u8]) {
+    *LAST_OUTPUT.lock().unwrap() = out.to_vec();
+}
+
+pub fn last_wharf_run() -> serde_json::Value {
+    serde_json::from_slice(&LAST_OUTPUT.lock().unwrap()).unwrap_or_default()
+}
+
+/// Spawns, waits, returns stdout and the peak RSS in KiB (see `wait_rusage`).
+fn spawn(env: &Env, program: &Path, args: &[String], proxy: &Proxy) -> (Vec<u8>, i64) {
+    let child = command(env, program, args, proxy).stdout(Stdio::piped()).spawn().expect("spawn");
+    wait_rusage(child, true)
+}
+
+pub fn command(env: &Env, program: &Path, args: &[String], proxy: &Proxy) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .current_dir(&env.root)
+        .env("AWS_ENDPOINT_URL", proxy.url())
+        .envs(env.tool_env.iter().map(|(k, v)| (k, v)))
+        .env("PATH", format!("{}:{}", env.venv_bin.display(), std::env::var("PATH").unwrap_or_default()))
+        .stderr(Stdio::null());
+    cmd
+}
+
+/// Reads the child's stdout to its end, then reaps it with wait4; returns its peak RSS (KiB).
+///
+/// The peak is the child's `VmHWM` (/proc/PID/status), sampled every 5 ms while it runs, not wait4's
+/// `ru_maxrss`: at exec the kernel folds the pre-exec address space into `ru_maxrss`, and that is a
+/// copy of (or, with vfork, the very) address space of this driver, several hundred MiB after the
+/// in-process engine benchmarks. `/bin/true` spawned from here reported 413 MiB that way.
+pub fn wait_rusage(mut child: std::process::Child, check: bool) -> (Vec<u8>, i64) {
+    use std::io::Read;
+    let pid = child.id();
+    let sampler = std::thread::spawn(move || {
+        let mut peak = 0;
+        // Stops when the process is gone or a zombie (no Vm* lines left).
+        while let Some(hwm) = vm_hwm_kib(pid) {
+            peak = peak.max(hwm);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        peak
+    });
+    let mut out = Vec::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        let _ = stdout.read_to_end(&mut out);
+    }
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting for our own child; `usage` is a valid rusage to fill.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert!(pid > 0, "wait4 failed");
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    if check {
+        assert!(ok, "{:?} failed (status {status}): {}", child, String::from_utf8_lossy(&out));
+    }
+    std::mem::forget(child); // reaped above
+    (out, sampler.join().expect("RSS sampler"))
+}
+
+/// `VmHWM` of a live process in KiB; None once it has exited.
+fn vm_hwm_kib(pid: u32) -> Option<i64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The container's part: once CreateService succeeded, assume the task role and upload the file.
+async fn play_container(proxy: Arc<Proxy>, aws: aws_config::SdkConfig, root: PathBuf) {
+    proxy.service_created.notified().await;
+    let creds = aws_sdk_sts::Client::new(&aws)
+        .assume_role()
+        .role_arn("arn:aws:iam::123456789012:role/ECSs3AccessTaskRole")
+        .role_session_name("ecs-task")
+        .send()
+        .await
+        .expect("assume the task role")
+        .credentials
+        .expect("credentials");
+    let provider = aws_sdk_s3::config::Credentials::new(
+        creds.access_key_id(),
+        creds.secret_access_key(),
+        Some(creds.session_token().to_string()),
+        None,
+        "task-role",
+    );
+    let config = aws_sdk_s3::config::Builder::from(&aws).credentials_provider(provider).force_path_style(true).build();
+    let body = std::fs::read(root.join("workflows/app/model/sample.txt")).expect("sample file");
+    aws_sdk_s3::Client::from_conf(config)
+        .put_object()
+        .bucket("projectjz")
+        .key("ecs-example/sample.txt")
+        .body(body.into())
+        .send()
+        .await
+        .expect("put the container's object");
+}

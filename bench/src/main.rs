@@ -1,0 +1,327 @@
+//! wharf-bench: run by bench/run.sh (which builds in release mode, starts moto and installs the
+//! peers' tools). Measures and prints; it asserts no time. See BENCHMARKS.md.
+//!
+//! Usage: wharf-bench [--runs N] [--cli-runs N] [--latency-runs N] [--samples N] [--skip-e2e]
+
+mod e2e;
+mod engine;
+mod proxy;
+mod registry;
+mod stats;
+
+use e2e::{Env, RunResult, Tool};
+use stats::{median, ms};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Opts {
+    runs: usize,
+    cli_runs: usize,
+    latency_runs: usize,
+    samples: usize,
+    skip_e2e: bool,
+}
+
+fn opts() -> Opts {
+    let mut o = Opts { runs: 5, cli_runs: 3, latency_runs: 3, samples: 200, skip_e2e: false };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let num = || args.get(i + 1).and_then(|v| v.parse().ok()).expect("a number after the option");
+        match args[i].as_str() {
+            "--runs" => o.runs = num(),
+            "--cli-runs" => o.cli_runs = num(),
+            "--latency-runs" => o.latency_runs = num(),
+            "--samples" => o.samples = num(),
+            "--skip-e2e" => {
+                o.skip_e2e = true;
+                i -= 1;
+            }
+            other => panic!("unknown option {other}"),
+        }
+        i += 2;
+    }
+    o
+}
+
+fn main() {
+    let o = opts();
+    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let root = root.canonicalize().unwrap();
+    let bench_dir = PathBuf::from(std::env::var("WHARF_BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into()));
+    let scratch = tempfile::tempdir_in(&bench_dir).expect("scratch dir");
+
+    println!("## Engine overhead (in-process, no-op plugin, sled journal in {})\n", bench_dir.display());
+    let (parallel, per_run) = (64, 10);
+    let e = engine::run(scratch.path(), o.samples, parallel, per_run);
+    println!("| measurement | p50 | p99 | n | target |\n|---|---|---|---|---|");
+    println!(
+        "| per-step overhead (gap between steps of a 20-step chain) | {} | {} | {} | |",
+        ms(e.per_step.p50),
+        ms(e.per_step.p99),
+        e.per_step.n
+    );
+    println!(
+        "| 3-step workflow, end to end (create run .. finished) | {} | {} | {} | p50 <= 1 ms |",
+        ms(e.three_step.p50),
+        ms(e.three_step.p99),
+        e.three_step.n
+    );
+    println!(
+        "| sustained: {} runs in parallel x {}-step chains | {:.0} steps/s | | {} steps | >= 5000 steps/s |\n",
+        e.parallel_runs,
+        e.steps_per_run,
+        e.steps_per_sec,
+        e.parallel_runs * e.steps_per_run * 3
+    );
+    if o.skip_e2e {
+        return;
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async_main(o, root, scratch.path()));
+}
+
+async fn async_main(o: Opts, root: PathBuf, scratch: &Path) {
+    let moto = std::env::var("WHARF_TEST_MOTO").expect("bench/run.sh exports WHARF_TEST_MOTO (the moto endpoint)");
+    let exe = std::env::current_exe().unwrap();
+    // The workflow either names a prebuilt image (`image`) or builds and pushes it (`build-push`
+    // step, `registry`/`repository`/`tag`): then it goes to the emulators' basic-auth registry.
+    let source = std::fs::read_to_string(root.join("workflows/ecs-example.toml")).unwrap();
+    let builds_image = source.contains("[params.repository]");
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("bench/run.sh exports {k}"));
+    let (user, password) = (var("WHARF_TEST_REGISTRY_USER"), var("WHARF_TEST_REGISTRY_PASSWORD"));
+    let registry = var("WHARF_TEST_REGISTRY_AUTH");
+    let (repository, tag) = ("bench/ecs-example", "v1");
+    let mut tool_env =
+        vec![("REGISTRY_USERNAME".to_string(), user.clone()), ("REGISTRY_PASSWORD".into(), password.clone())];
+    let wharf_params = if builds_image {
+        vec![format!("registry={registry}"), format!("repository={repository}"), format!("tag={tag}")]
+    } else {
+        tool_env.push(("IMAGE".into(), "docker.io/example/ecs-example:v1".into()));
+        vec!["image=docker.io/example/ecs-example:v1".to_string()]
+    };
+    let mut env = Env {
+        wharf: std::env::var("WHARF_BIN").map(PathBuf::from).unwrap_or_else(|_| exe.with_file_name("wharf")),
+        venv_bin: PathBuf::from(var("WHARF_BENCH_VENV")).join("bin"),
+        moto: moto.clone(),
+        wharf_params,
+        tool_env,
+        state: scratch.join("wharf-state"),
+        root,
+    };
+    let upstream = moto.trim_start_matches("http://").trim_end_matches('/').parse().expect("moto host:port");
+    let proxy = proxy::Proxy::start(upstream).await;
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&moto)
+        .region(aws_config::Region::new("us-east-1"))
+        .load()
+        .await;
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&aws).force_path_style(true).build());
+
+    // Warm-up (discarded): moto imports each service's backend on first use; wharf fills its cache.
+    e2e::reset(&env, &s3).await;
+    e2e::run(&env, Tool::Wharf, &proxy, &aws).await;
+    if builds_image {
+        // The peers push the very image wharf built (same bytes, same digest).
+        let image = e2e::last_wharf_run()["outputs"]["image"]["image"].as_str().expect("image output").to_string();
+        let dir = scratch.join("image");
+        registry::export(&image, &user, &password, &dir);
+        println!("image: {image} (wharf builds it; the peers push the same blobs, see BENCHMARKS.md)\n");
+        env.tool_env.extend([
+            ("IMAGE_DIR".to_string(), dir.display().to_string()),
+            ("REGISTRY".into(), registry.clone()),
+            ("REPOSITORY".into(), repository.into()),
+            ("TAG".into(), tag.into()),
+        ]);
+    }
+    e2e::reset(&env, &s3).await;
+    e2e::run(&env, Tool::Boto3, &proxy, &aws).await;
+
+    // Cold start: process start -> first AWS request arriving at the proxy.
+    let mut warm = Vec::new();
+    let mut empty = Vec::new();
+    for i in 0..o.runs {
+        warm.push(cold_start(&env, &proxy, None).await);
+        let dir = scratch.join(format!("empty-cache-{i}"));
+        empty.push(cold_start(&env, &proxy, Some(dir.as_path())).await);
+    }
+    println!("## Cold start (process start to first AWS request, {} runs each)\n", o.runs);
+    println!("| cache | median | min | target |\n|---|---|---|---|");
+    println!(
+        "| compiled-component cache warm | {} | {} | <= 25 ms |",
+        ms(median(&warm)),
+        ms(*warm.iter().min().unwrap())
+    );
+    println!(
+        "| cache empty (all plugins compiled) | {} | {} | |",
+        ms(median(&empty)),
+        ms(*empty.iter().min().unwrap())
+    );
+    println!();
+    e2e::reset(&env, &s3).await;
+
+    // End to end, then through the 100 ms proxy; alternating tools, moto reset before each run.
+    for (label, delay, runs, cli_runs) in
+        [("against moto", 0u64, o.runs, o.cli_runs), ("through the 100 ms latency proxy", 100, o.latency_runs, 0)]
+    {
+        proxy.set_delay(Duration::from_millis(delay));
+        let mut results: BTreeMap<&str, Vec<RunResult>> = BTreeMap::new();
+        for round in 0..runs {
+            let mut tools = vec![Tool::Wharf, Tool::Boto3];
+            if round < cli_runs {
+                tools.push(Tool::AwsCli);
+            }
+            for tool in tools {
+                e2e::reset(&env, &s3).await;
+                let r = e2e::run(&env, tool, &proxy, &aws).await;
+                eprintln!("  {label}: {} {}", tool.name(), ms(r.wall));
+                results.entry(tool.name()).or_default().push(r);
+            }
+        }
+        report(&env, label, delay, &results);
+    }
+    proxy.set_delay(Duration::ZERO);
+}
+
+/// Spawns `wharf run`, waits for its first AWS request, then kills it (moto is reset after).
+async fn cold_start(env: &Env, proxy: &Arc<proxy::Proxy>, cache: Option<&Path>) -> Duration {
+    proxy.take();
+    let mut args: Vec<String> =
+        ["--state-dir", &env.state.display().to_string()].iter().map(|s| s.to_string()).collect();
+    if let Some(c) = cache {
+        args.extend(["--cache-dir".into(), c.display().to_string()]);
+    }
+    args.extend(["run", "workflows/ecs-example.toml"].iter().map(|s| s.to_string()));
+    for p in &env.wharf_params {
+        args.extend(["--param".to_string(), p.clone()]);
+    }
+    let mut cmd = e2e::command(env, &env.wharf, &args, proxy);
+    cmd.stdout(std::process::Stdio::null());
+    let spawned = Instant::now();
+    let child = cmd.spawn().expect("spawn wharf");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let first = loop {
+        let calls = proxy.take();
+        if let Some(c) = calls.first() {
+            break c.at;
+        }
+        assert!(Instant::now() < deadline, "wharf made no AWS request within 60 s");
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    };
+    // SAFETY: signalling our own child by pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    e2e::wait_rusage(child, false);
+    proxy.take();
+    first.duration_since(spawned)
+}
+
+fn report(env: &Env, label: &str, delay: u64, results: &BTreeMap<&str, Vec<RunResult>>) {
+    let med = |t: Tool| results.get(t.name()).map(|v| median(&v.iter().map(|r| r.wall).collect::<Vec<_>>()));
+    let wharf = med(Tool::Wharf).unwrap();
+    println!("## End to end {label} (deploy + verify + teardown, whole processes, medians)\n");
+    println!("| tool | runs | median | wharf is faster by | AWS calls |\n|---|---|---|---|---|");
+    for tool in [Tool::Wharf, Tool::Boto3, Tool::AwsCli] {
+        let Some(v) = results.get(tool.name()) else { continue };
+        let m = med(tool).unwrap();
+        let calls: Vec<usize> = v.iter().map(|r| r.calls.len()).collect();
+        println!(
+            "| {} | {} | {} | {:.1}x | {} |",
+            tool.name(),
+            v.len(),
+            ms(m),
+            m.as_secs_f64() / wharf.as_secs_f64(),
+            calls.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let w = &results[Tool::Wharf.name()];
+    let rss: Vec<i64> = w.iter().map(|r| r.max_rss_kib).collect();
+    println!(
+        "\nwharf peak RSS (max of `run` and `teardown`, VmHWM): median {:.1} MiB, max {:.1} MiB (target <= 64 MiB)",
+        median_i(&rss) as f64 / 1024.0,
+        *rss.iter().max().unwrap() as f64 / 1024.0
+    );
+    if delay > 0 {
+        critical_path(env, &w[0], delay);
+    }
+    counts_table(results);
+}
+
+fn median_i(v: &[i64]) -> i64 {
+    let mut s = v.to_vec();
+    s.sort();
+    s[s.len() / 2]
+}
+
+/// Calls per action for each tool (first run of each), side by side.
+fn counts_table(results: &BTreeMap<&str, Vec<RunResult>>) {
+    let tools: Vec<&str> = results.keys().copied().collect();
+    let counts: Vec<BTreeMap<String, usize>> = tools.iter().map(|t| proxy::counts(&results[t][0].calls)).collect();
+    let mut actions: Vec<&String> = counts.iter().flat_map(|c| c.keys()).collect();
+    actions.sort();
+    actions.dedup();
+    println!("\nAWS calls per action (first run of each, counted by the proxy):\n");
+    println!("| action | {} |\n|---|{}", tools.join(" | "), "---|".repeat(tools.len()));
+    for a in actions {
+        let row: Vec<String> = counts.iter().map(|c| c.get(a).copied().unwrap_or(0).to_string()).collect();
+        println!("| {a} | {} |", row.join(" | "));
+    }
+    println!();
+}
+
+/// The critical-path bound from wharf's own journal: each step's calls are sequential (a plugin
+/// is single-threaded); steps overlap only as the DAG allows; teardown runs after the run.
+fn critical_path(env: &Env, run: &RunResult, delay: u64) {
+    use wharf::journal::{EventKind, SledBackend, StateBackend};
+    let backend = SledBackend::new(&env.state).unwrap();
+    let id = run.run_id.as_deref().unwrap();
+    let events = backend.read_events(id, None).unwrap();
+    let mut per_step: BTreeMap<String, u64> = BTreeMap::new();
+    for e in events.iter().filter(|e| e.kind == EventKind::Call && !e.message.starts_with("PLAN")) {
+        *per_step.entry(e.step_id.clone().unwrap_or_default()).or_default() += 1;
+    }
+    let wf = wharf::workflow::Workflow::load(&env.root.join("workflows/ecs-example.toml"), &wharf::builtin::names())
+        .unwrap();
+    let mut longest: BTreeMap<String, (u64, Vec<String>)> = BTreeMap::new();
+    for id in wf.topo_order() {
+        let step = wf.step(id).unwrap();
+        let (before, mut path) =
+            step.needs.iter().map(|n| longest[n].clone()).max_by_key(|(c, _)| *c).unwrap_or((0, Vec::new()));
+        let own = per_step.get(id).copied().unwrap_or(0);
+        path.push(format!("{id} ({own})"));
+        longest.insert(id.to_string(), (before + own, path));
+    }
+    let (chain, path) = longest.values().max_by_key(|(c, _)| *c).unwrap().clone();
+    let teardown = per_step.get(wharf::scheduler::TEARDOWN_STEP).copied().unwrap_or(0);
+    let bound = Duration::from_millis((chain + teardown) * delay);
+    let journaled: u64 = per_step.values().sum();
+    println!(
+        "\ncritical path: {} -> teardown ({teardown}) = {} calls x {delay} ms = {} (wharf journaled {journaled} calls, the proxy saw {})",
+        path.join(" -> "),
+        chain + teardown,
+        ms(bound),
+        run.calls.len()
+    );
+    println!("wharf vs bound: {:.2}x  (calls per step: {per_step:?})", run_wall_ratio(run, bound));
+    waiting_calls(run);
+}
+
+fn run_wall_ratio(run: &RunResult, bound: Duration) -> f64 {
+    run.wall.as_secs_f64() / bound.as_secs_f64()
+}
+
+/// Calls made while waiting for the service: DescribeServices after CreateService, and repeated
+/// HeadObject polls, with the gaps between them (they must grow: backoff, no busy polling).
+fn waiting_calls(run: &RunResult) {
+    let created = run.calls.iter().position(|c| c.action == "ecs:CreateService");
+    let Some(created) = created else { return };
+    let deploy_end = run.calls.iter().position(|c| c.action == "s3:GetObject").unwrap_or(run.calls.len());
+    let waits: Vec<&proxy::Call> = run.calls[created + 1..deploy_end]
+        .iter()
+        .filter(|c| c.action == "ecs:DescribeServices" || c.action == "s3:HeadObject")
+        .collect();
+    let at: Vec<String> = waits.iter().map(|c| format!("{} +{}", c.action, ms(c.at - run.start))).collect();
+    println!("calls while waiting for the service and the object: {} [{}]", waits.len(), at.join(", "));
+}
