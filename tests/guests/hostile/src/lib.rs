@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::json;
 use std::time::{Duration, Instant};
-use wharf_plugin_sdk::bindings::wharf::plugin::types::{Error as WitError, ErrorKind, PluginInfo, StepContext};
+use wharf_plugin_sdk::bindings::wharf::plugin::types::{Error as WitError, PluginInfo, StepContext};
 use wharf_plugin_sdk::{Error, ecs, iam, ledger, log, registry, s3, secrets};
 
 #[derive(Deserialize)]
@@ -160,6 +160,8 @@ fn run(input: Input) -> Result<String, Error> {
     Ok(value.to_string())
 }
 
+// Unbounded on purpose: the stack overflow must trap inside the sandbox.
+#[allow(unconditional_recursion)]
 fn recurse(depth: u64) -> u64 {
     let pad = std::hint::black_box([depth; 64]);
     recurse(depth + 1) + pad[3]
