@@ -68,8 +68,8 @@ impl Step for Teardown {
         let options = DeleteOptions { secret_recovery_days: input.secret_recovery_days };
         let mut output = Output { deleted: 0, already_gone: 0, kept: vec![] };
         let mut leftovers = Vec::new();
-        // Whether every leftover failed on a transient AWS error (a timeout, a 5xx).
-        let mut all_transient = true;
+        // Whether some leftover failed on a transient AWS error (a timeout, a 5xx).
+        let mut any_transient = false;
 
         let live: Vec<_> = ledger::entries()?.into_iter().filter(|r| !r.deleted).collect();
         for resource in order::teardown_order(live) {
@@ -87,7 +87,7 @@ impl Step for Teardown {
                 Ok(_) => output.deleted += 1,
                 Err((reason, transient)) => {
                     log::warn(&format!("could not delete {} {}: {reason}", resource.kind, resource.id));
-                    all_transient &= transient;
+                    any_transient |= transient;
                     leftovers.push(Leftover { kind: resource.kind, id: resource.id, reason });
                 }
             }
@@ -96,14 +96,16 @@ impl Step for Teardown {
             let list: Vec<String> = leftovers.iter().map(|l| format!("{} {} ({})", l.kind, l.id, l.reason)).collect();
             // Not retryable by the scheduler: pending deletions were already waited for, and what
             // is left needs a person (the reasons say what). Deletions so far are recorded.
-            // Except when every cause was transient (AWS timed out or answered 5xx): then the
-            // next attempt will most likely finish (tests/e2e/faults.rs hit this at 20% faults).
+            // Except when a cause was transient (AWS timed out or answered 5xx): the next attempt
+            // will most likely finish, including what failed *because* of it (a role whose attached
+            // policy could not be detached answers DeleteConflict, a permanent error); a permanent
+            // cause fails the retries the same way and ends with this message (tests/e2e/faults.rs).
             let message = format!(
                 "{} resource(s) could not be deleted: {}; fix the cause, then run `wharf teardown` for this run again",
                 leftovers.len(),
                 list.join("; ")
             );
-            return Err(if all_transient {
+            return Err(if any_transient {
                 Error::retryable("Leftovers", message)
             } else {
                 Error::permanent("Leftovers", message)
@@ -205,6 +207,20 @@ mod tests {
         // The security group after the failed cluster was still attempted; the log group was kept.
         assert_eq!(host.calls_to("ledger::delete").len(), 3);
         assert!(host.logs().iter().any(|l| l.starts_with("warn: could not delete ecs:cluster")));
+    }
+
+    #[test]
+    fn a_transient_failure_makes_the_leftovers_retryable_with_the_failures_it_caused() {
+        let host = FakeHost::new();
+        ledger_of_a_deployment(&host);
+        host.on_delete(|kind, _, _| match kind {
+            "ecs:service" => Err(Error::retryable("Throttling", "slow down")),
+            "ecs:cluster" => Err(Error::permanent("ClusterContainsServicesException", "still has services")),
+            _ => Ok(DeleteOutcome::Deleted),
+        });
+        let err = host.run::<Teardown>(json!({})).unwrap_err();
+        assert!(err.is_retryable(), "{err}");
+        assert_eq!(err.code(), "Leftovers");
     }
 
     #[test]
