@@ -10,15 +10,17 @@ use std::fs;
 use std::io::ErrorKind;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::HashSet;
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
 
 use ::sled::{Db, Tree};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::lock::RunLock;
+use super::views::{self, Views};
 use super::{
-    AttemptRecord, Event, JournalError, NewEvent, Resource, RunJournal, RunRecord, RunSnapshot, StateBackend, lock,
+    AttemptRecord, Event, JournalError, NewEvent, Resource, RunJournal, RunRecord, RunSnapshot, RunStatus, StateBackend, lock,
     now_ms, snapshot, valid_run_id,
 };
 
@@ -34,6 +36,7 @@ pub struct SledBackend {
 impl SledBackend {
     /// Uses (and creates, if needed) `<state_dir>/runs`.
     pub fn new(state_dir: &Path) -> Result<Self, JournalError> {
+        keep_large_allocations_lazy();
         let runs = state_dir.join("runs");
         fs::create_dir_all(&runs).map_err(|source| JournalError::Io { path: runs, source })?;
         Ok(SledBackend { root: state_dir.to_path_buf() })
@@ -73,6 +76,22 @@ impl SledBackend {
     fn existing_run_dir(&self, run_id: &str) -> Result<PathBuf, JournalError> {
         let dir = self.run_dir(run_id);
         if valid_run_id(run_id) && dir.is_dir() { Ok(dir) } else { Err(self.not_found(run_id)) }
+    }
+}
+
+/// Every sled database allocates a zeroed 2 MiB page table when it opens (one per run, here). glibc
+/// serves a large `calloc` from fresh pages, zeroed lazily by the kernel as they are touched, but
+/// only while the size is above its mmap threshold, which it raises (up to 32 MiB) whenever such a
+/// block is freed: from the second run on, each open then memset 2 MiB and faulted in all of its
+/// pages, a quarter of the cost of a short run. A fixed threshold keeps them lazy.
+fn keep_large_allocations_lazy() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        // SAFETY: mallopt only changes allocator tuning; any value is valid for M_MMAP_THRESHOLD.
+        ONCE.call_once(|| unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        });
     }
 }
 
@@ -152,7 +171,13 @@ impl StateBackend for SledBackend {
     fn open_run(&self, run_id: &str) -> Result<Arc<dyn RunJournal>, JournalError> {
         let dir = self.existing_run_dir(run_id)?;
         // Our lock first: sled's own flock would also refuse a second opener, but without saying who holds it.
-        let lock = RunLock::acquire(&dir.join("lock"), run_id)?;
+        let lock = match RunLock::acquire(&dir.join("lock"), run_id) {
+            // Still being closed by this process (the run just ended here): not a rival driver.
+            Err(JournalError::Locked { owner: Some(o), .. }) if o.pid == std::process::id() && wait_for_close(&dir) => {
+                RunLock::acquire(&dir.join("lock"), run_id)?
+            }
+            other => other?,
+        };
         let journal = SledJournal::open(dir, lock, None)?;
         journal.check_against_snapshot()?;
         // Refresh the view (the previous driver may have died between a write and its flush).
@@ -165,11 +190,10 @@ impl StateBackend for SledBackend {
         let mut broken = Vec::new();
         for id in self.run_ids()? {
             let dir = self.run_dir(&id);
-            match snapshot::read(&dir, &id) {
+            match self.read_or_repair(&dir, &id) {
                 Ok(Some(s)) => runs.push(s),
                 // Being created right now by another process: not a run yet.
-                Ok(None) if matches!(lock::probe(&dir.join("lock")), Ok(Some(_))) => {}
-                Ok(None) => broken.push(missing_snapshot(&dir, &id)),
+                Ok(None) => {}
                 Err(e) => broken.push(e),
             }
         }
@@ -179,7 +203,7 @@ impl StateBackend for SledBackend {
 
     fn read_run(&self, run_id: &str) -> Result<RunSnapshot, JournalError> {
         let dir = self.existing_run_dir(run_id)?;
-        snapshot::read(&dir, run_id)?.ok_or_else(|| missing_snapshot(&dir, run_id))
+        self.read_or_repair(&dir, run_id)?.ok_or_else(|| missing_snapshot(&dir, run_id))
     }
 
     fn read_events(&self, run_id: &str, step_id: Option<&str>) -> Result<Vec<Event>, JournalError> {
@@ -189,7 +213,7 @@ impl StateBackend for SledBackend {
         }
         // Being driven by another process: read the mirror it appends to at every flush. A line cut
         // short by a write in progress is the newest one; it shows up on the next read.
-        let path = dir.join(EVENTS_MIRROR);
+        let path = dir.join(views::EVENTS_MIRROR);
         let text = match fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -197,6 +221,32 @@ impl StateBackend for SledBackend {
         };
         let events = text.lines().filter_map(|line| serde_json::from_str::<Event>(line).ok());
         Ok(events.filter(|e| step_id.is_none_or(|s| e.step_id.as_deref() == Some(s))).collect())
+    }
+}
+
+impl SledBackend {
+    /// A run's snapshot. A run killed before its first views were written (views.rs) has none: if
+    /// no process holds it, opening it rewrites them from the journal. `Ok(None)` while another
+    /// process holds a run that has none yet (it is being created).
+    fn read_or_repair(&self, dir: &Path, run_id: &str) -> Result<Option<RunSnapshot>, JournalError> {
+        if let Some(snap) = snapshot::read(dir, run_id)? {
+            return Ok(Some(snap));
+        }
+        if lock::probe(&dir.join("lock"))?.is_some() {
+            return Ok(None);
+        }
+        // No journal: a creator between claiming the id and taking the lock, or one that died
+        // there. Not ours to open (that would take the lock from the creator).
+        if !dir.join("journal").is_dir() {
+            return Err(missing_snapshot(dir, run_id));
+        }
+        match self.open_run(run_id) {
+            Ok(journal) => drop(journal),
+            // Taken by a process that started just now: same as above.
+            Err(JournalError::Locked { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        snapshot::read(dir, run_id)?.map(Some).ok_or_else(|| missing_snapshot(dir, run_id))
     }
 }
 
@@ -225,8 +275,9 @@ struct State {
     run: RunRecord,
     next_seq: u64,
     next_order: u64,
-    /// Events up to this seq are in the `events.jsonl` mirror (0: rewrite it at the next flush).
-    mirrored_seq: u64,
+    /// Events up to this seq are in the `events.jsonl` mirror (None: rewrite it whole at the next
+    /// flush, as after opening a run another process may have left it behind).
+    mirrored_seq: Option<u64>,
     /// Group commit: writes made so far, and how many of them the last completed flush covered (None
     /// until the first flush after opening, which always runs: it rewrites the derived files). A flush
     /// that finds `flushed == Some(written)` has nothing to do: a concurrent flusher (another step of
@@ -245,9 +296,39 @@ struct SledJournal {
     events: Tree,
     resources: Tree,
     state: Mutex<State>,
+    views: Arc<Views>,
     run_dir: PathBuf,
     db_path: PathBuf,
     lock: RunLock,
+    /// Last: dropped once the lock is released.
+    #[allow(dead_code)] // held for its Drop
+    closing: CloseMark,
+}
+
+/// Runs this process is closing on another thread (`close_in_background`), by run directory.
+static CLOSING: LazyLock<(Mutex<HashSet<PathBuf>>, Condvar)> = LazyLock::new(Default::default);
+
+/// Takes the run off [`CLOSING`] when its journal has been dropped, lock included.
+struct CloseMark(PathBuf);
+
+impl Drop for CloseMark {
+    fn drop(&mut self) {
+        let (set, closed) = &*CLOSING;
+        if set.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.0) {
+            closed.notify_all();
+        }
+    }
+}
+
+/// Waits (up to a minute) while this process closes run `dir`; false if it was not closing it.
+fn wait_for_close(dir: &Path) -> bool {
+    let (set, closed) = &*CLOSING;
+    let guard = set.lock().unwrap_or_else(|p| p.into_inner());
+    if !guard.contains(dir) {
+        return false;
+    }
+    let _ = closed.wait_timeout_while(guard, std::time::Duration::from_secs(60), |set| set.contains(dir));
+    true
 }
 
 impl SledJournal {
@@ -272,7 +353,21 @@ impl SledJournal {
                 return Err(corrupt(&db_path, &run_dir, &run_id, format!("the database could not be read ({msg})")));
             }
         };
-        Ok(SledJournal { db, meta, attempts, events, resources, state: Mutex::new(state), run_dir, db_path, lock })
+        let views = Views::new(run_dir.clone(), state.mirrored_seq.is_some());
+        let closing = CloseMark(run_dir.clone());
+        Ok(SledJournal {
+            db,
+            meta,
+            attempts,
+            events,
+            resources,
+            state: Mutex::new(state),
+            views,
+            run_dir,
+            db_path,
+            lock,
+            closing,
+        })
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -328,49 +423,37 @@ impl SledJournal {
         Err(corrupt(&self.db_path, &self.run_dir, &self.run_id(), detail))
     }
 
-    /// Appends the events flushed since the last call to `events.jsonl`, so `wharf logs` can read a
-    /// run another process is driving (its sled database is locked). Derived, like the snapshot:
-    /// the first flush after opening rewrites it whole from the journal.
-    fn mirror_events(&self, st: &mut State) -> Result<(), JournalError> {
-        use std::io::Write;
-        let path = self.run_dir.join(EVENTS_MIRROR);
-        let io = |source| JournalError::Io { path: path.clone(), source };
-        let fresh = st.mirrored_seq == 0;
-        let events = self.events(None, (!fresh).then_some(st.mirrored_seq))?;
-        if events.is_empty() && !fresh {
-            return Ok(());
-        }
+    /// Hands the views of the state just flushed to `views` (see views.rs): the events journaled
+    /// since the last call, for the `events.jsonl` mirror that lets `wharf logs` read a run another
+    /// process is driving (the first call after opening rewrites it whole), and the snapshot.
+    fn update_views(&self, st: &mut State) -> Result<(), JournalError> {
+        let fresh = st.mirrored_seq.is_none();
         let mut text = String::new();
-        for event in &events {
+        for event in &self.events(None, st.mirrored_seq)? {
             text.push_str(&serde_json::to_string(event)?);
             text.push('\n');
         }
-        if fresh {
-            let tmp = path.with_extension("jsonl.tmp");
-            fs::write(&tmp, text).map_err(io)?;
-            fs::rename(&tmp, &path).map_err(io)?;
-        } else {
-            let mut file = fs::OpenOptions::new().append(true).create(true).open(&path).map_err(io)?;
-            file.write_all(text.as_bytes()).map_err(io)?;
-        }
-        st.mirrored_seq = st.next_seq - 1;
-        Ok(())
-    }
-
-    fn write_snapshot(&self, st: &State) -> Result<(), JournalError> {
         let owner = Some(self.lock.owner().clone());
         let snap = snapshot::build(st.run.clone(), self.attempts()?, self.resources()?, st.next_seq - 1, owner);
-        snapshot::write(&self.run_dir, &snap)
+        let now = fresh || st.run.status != RunStatus::Running;
+        self.views.update(snapshot::encode(&snap)?, text, fresh, now)?;
+        st.mirrored_seq = Some(st.next_seq - 1);
+        Ok(())
     }
 }
 
-/// The event mirror in a run's directory (see `SledJournal::mirror_events`).
-const EVENTS_MIRROR: &str = "events.jsonl";
+impl Drop for SledJournal {
+    fn drop(&mut self) {
+        // Before the fields drop: the lock is still held, so no other driver has written views yet.
+        self.views.write_pending();
+    }
+}
 
 type Opened = (Db, Tree, Tree, Tree, Tree, State);
 
 fn open_db(db_path: &Path, run_dir: &Path, run_id: &str, create: Option<RunRecord>) -> Result<Opened, JournalError> {
     let err = |e| sled_error(db_path, run_dir, run_id, e);
+    let is_new = create.is_some();
     // No background flusher: durability points are explicit (`flush()` at step boundaries).
     let db = ::sled::Config::new().path(db_path).flush_every_ms(None).open().map_err(err)?;
     let meta = db.open_tree("meta").map_err(err)?;
@@ -431,7 +514,8 @@ fn open_db(db_path: &Path, run_dir: &Path, run_id: &str, create: Option<RunRecor
         attempts,
         events,
         resources,
-        State { run, next_seq, next_order, mirrored_seq: 0, written: 0, flushed: None },
+        // A new run has no mirror yet (the first events create it); an opened one is rewritten.
+        State { run, next_seq, next_order, mirrored_seq: is_new.then_some(0), written: 0, flushed: None },
     ))
 }
 
@@ -580,6 +664,11 @@ impl RunJournal for SledJournal {
         Ok(entries.into_iter().map(|e| e.resource).collect())
     }
 
+    fn closing(&self) -> bool {
+        CLOSING.0.lock().unwrap_or_else(|p| p.into_inner()).insert(self.run_dir.clone());
+        true
+    }
+
     fn flush(&self) -> Result<(), JournalError> {
         // Hold the state lock so concurrent flushes write snapshots in order and see a consistent run record.
         // Every write also takes this lock, so `written` read here counts exactly what the sled flush covers.
@@ -589,8 +678,7 @@ impl RunJournal for SledJournal {
             return Ok(());
         }
         self.db.flush().map_err(|e| self.sled_err(e))?;
-        self.write_snapshot(&st)?;
-        self.mirror_events(&mut st)?;
+        self.update_views(&mut st)?;
         st.flushed = Some(written);
         Ok(())
     }

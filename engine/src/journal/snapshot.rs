@@ -1,11 +1,11 @@
 //! `snapshot.json`: the read-only view of a run for processes that do not drive it.
 //!
 //! sled locks its database, so `wharf runs` / `wharf status` cannot open the journal of a run another process
-//! is driving. Instead the driver rewrites this file on every flush (and on open). It is derived state: the
-//! journal is the source of truth, and reopening the run regenerates the file.
-//! Written atomically (tmp + rename) so readers see either the old or the new view. Not fsynced: it is
-//! rewritten after every journal flush, so fsyncing it (and its directory) would triple the cost of each
-//! durability point for a file that can be rebuilt. After a power loss it may be older than the journal
+//! is driving. Instead the driver rewrites this file from flushed state (at most every 50 ms while the run is
+//! going, at once when it ends or is opened: `views.rs`). It is derived state: the journal is the source of
+//! truth, and reopening the run regenerates the file.
+//! Written atomically (tmp + rename) so readers see either the old or the new view. Not fsynced: fsyncing
+//! it (and its directory) would triple the cost of a durability point for a file that can be rebuilt. After a power loss it may be older than the journal
 //! (never newer: it is written only after the sled flush returned), missing or empty; `open_run` tolerates
 //! all three and rewrites it, and `status`/`runs` report a missing or unreadable one (docs/state.md).
 
@@ -39,15 +39,20 @@ pub(crate) fn build(
     RunSnapshot { run, steps, resources, last_event_seq, held_by }
 }
 
-pub(crate) fn write(run_dir: &Path, snap: &RunSnapshot) -> Result<(), JournalError> {
-    let json = serde_json::to_vec_pretty(snap)?;
+/// The file's content for `snap`.
+pub(crate) fn encode(snap: &RunSnapshot) -> Result<Vec<u8>, JournalError> {
+    Ok(serde_json::to_vec_pretty(snap)?)
+}
+
+/// Replaces the file with `json` (from [`encode`]).
+pub(crate) fn write_bytes(run_dir: &Path, json: &[u8]) -> Result<(), JournalError> {
     let tmp = run_dir.join(TMP);
     let dest = run_dir.join(FILE);
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| JournalError::Io { path, source }
     };
-    fs::write(&tmp, &json).map_err(io(&tmp))?;
+    fs::write(&tmp, json).map_err(io(&tmp))?;
     fs::rename(&tmp, &dest).map_err(io(&dest))?;
     Ok(())
 }
