@@ -8,6 +8,9 @@ use super::plugin::{Plugin, PluginError};
 use super::sandbox::SandboxState;
 use crate::workflow::PluginRef;
 use std::collections::HashMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::SystemTime;
 use std::sync::{Arc, Mutex};
 use wasmtime::component::{HasSelf, Linker};
 
@@ -18,6 +21,25 @@ pub struct Host {
     cache: ComponentCache,
     /// Loaded plugins by digest: a plugin is compiled and pre-linked once per process.
     loaded: Mutex<HashMap<String, Arc<Plugin>>>,
+    /// Plugins already loaded from a file, by path, with the file's identity when it was read:
+    /// a run of a loaded plugin need not read and hash the file again (a tenth of a short run).
+    by_path: Mutex<HashMap<PathBuf, (FileIdentity, Arc<Plugin>)>>,
+    builtins: Mutex<HashMap<String, Arc<Plugin>>>,
+}
+
+/// What changes when a file is rewritten (as `make` and cargo judge it): size, mtime (ns), inode.
+#[derive(PartialEq, Eq, Clone, Copy)]
+struct FileIdentity {
+    len: u64,
+    modified: Option<SystemTime>,
+    inode: u64,
+}
+
+impl FileIdentity {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        FileIdentity { len: meta.len(), modified: meta.modified().ok(), inode: meta.ino() }
+    }
 }
 
 impl Host {
@@ -27,7 +49,14 @@ impl Host {
         // Rust wasip2 guests import WASI even when they use none of it; the context grants nothing.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         Step::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
-        Ok(Host { engine, linker, cache, loaded: Mutex::new(HashMap::new()) })
+        Ok(Host {
+            engine,
+            linker,
+            cache,
+            loaded: Mutex::new(HashMap::new()),
+            by_path: Mutex::new(HashMap::new()),
+            builtins: Mutex::new(HashMap::new()),
+        })
     }
 
     pub fn engine(&self) -> &WasmEngine {
@@ -38,19 +67,38 @@ impl Host {
     pub async fn plugin(&self, plugin: &PluginRef) -> Result<Arc<Plugin>, PluginError> {
         match plugin {
             PluginRef::Builtin(name) => {
+                // Embedded in the binary, so they never change: no need to hash them again.
+                if let Some(plugin) = self.builtins.lock().unwrap().get(name) {
+                    return Ok(plugin.clone());
+                }
                 let bytes = crate::builtin::bytes(name).ok_or_else(|| PluginError::Invalid {
                     name: name.clone(),
                     detail: "no such built-in plugin".into(),
                 })?;
-                self.load(name, bytes).await
+                let plugin = self.load(name, bytes).await?;
+                self.builtins.lock().unwrap().insert(name.clone(), plugin.clone());
+                Ok(plugin)
             }
             PluginRef::Path(path) => {
                 let name = path.display().to_string();
-                let bytes = std::fs::read(path).map_err(|e| PluginError::Invalid {
+                let unreadable = |e: std::io::Error| PluginError::Invalid {
                     name: name.clone(),
                     detail: format!("cannot read {name}: {e}"),
-                })?;
-                self.load(&name, &bytes).await
+                };
+                let identity = FileIdentity::of(&std::fs::metadata(path).map_err(unreadable)?);
+                if let Some((seen, plugin)) = self.by_path.lock().unwrap().get(path) {
+                    if *seen == identity {
+                        return Ok(plugin.clone());
+                    }
+                }
+                let file = std::fs::File::open(path).map_err(unreadable)?;
+                // The identity of what is read, not of what was stat'ed a moment ago.
+                let identity = FileIdentity::of(&file.metadata().map_err(unreadable)?);
+                let mut bytes = Vec::new();
+                (&file).read_to_end(&mut bytes).map_err(unreadable)?;
+                let plugin = self.load(&name, &bytes).await?;
+                self.by_path.lock().unwrap().insert(path.clone(), (identity, plugin.clone()));
+                Ok(plugin)
             }
         }
     }
