@@ -122,7 +122,7 @@ async fn async_main(o: Opts, root: PathBuf, scratch: &Path) {
     let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&aws).force_path_style(true).build());
 
     // Warm-up (discarded): moto imports each service's backend on first use; wharf fills its cache.
-    e2e::reset(&env, &s3).await;
+    e2e::reset(&env, &aws, &s3).await;
     e2e::run(&env, Tool::Wharf, &proxy, &aws).await;
     if builds_image {
         // The peers push the very image wharf built (same bytes, same digest).
@@ -137,7 +137,7 @@ async fn async_main(o: Opts, root: PathBuf, scratch: &Path) {
             ("TAG".into(), tag.into()),
         ]);
     }
-    e2e::reset(&env, &s3).await;
+    e2e::reset(&env, &aws, &s3).await;
     e2e::run(&env, Tool::Boto3, &proxy, &aws).await;
 
     // Cold start: process start -> first AWS request arriving at the proxy.
@@ -161,7 +161,7 @@ async fn async_main(o: Opts, root: PathBuf, scratch: &Path) {
         ms(*empty.iter().min().unwrap())
     );
     println!();
-    e2e::reset(&env, &s3).await;
+    e2e::reset(&env, &aws, &s3).await;
 
     // End to end, then through the 100 ms proxy; alternating tools, moto reset before each run.
     for (label, delay, runs, cli_runs) in
@@ -175,7 +175,7 @@ async fn async_main(o: Opts, root: PathBuf, scratch: &Path) {
                 tools.push(Tool::AwsCli);
             }
             for tool in tools {
-                e2e::reset(&env, &s3).await;
+                e2e::reset(&env, &aws, &s3).await;
                 let r = e2e::run(&env, tool, &proxy, &aws).await;
                 eprintln!("  {label}: {} {}", tool.name(), ms(r.wall));
                 results.entry(tool.name()).or_default().push(r);
@@ -294,7 +294,13 @@ fn critical_path(env: &Env, run: &RunResult, delay: u64) {
         longest.insert(id.to_string(), (before + own, path));
     }
     let (chain, path) = longest.values().max_by_key(|(c, _)| *c).unwrap().clone();
-    let teardown = per_step.get(wharf::scheduler::TEARDOWN_STEP).copied().unwrap_or(0);
+    // The teardown's steps: services first, then its other groups at once, then the sweep.
+    let calls = |id: &str| per_step.get(id).copied().unwrap_or(0);
+    let groups = per_step.iter().filter(|(id, _)| {
+        wharf::scheduler::is_teardown_step(id) && !matches!(id.as_str(), "_teardown" | "_teardown-services")
+    });
+    let teardown =
+        calls("_teardown-services") + groups.map(|(_, c)| *c).max().unwrap_or(0) + calls(wharf::scheduler::TEARDOWN_STEP);
     let bound = Duration::from_millis((chain + teardown) * delay);
     let journaled: u64 = per_step.values().sum();
     println!(

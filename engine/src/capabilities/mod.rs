@@ -24,6 +24,7 @@ use crate::journal::{EventKind, LogLevel, Resource};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// Whether mutating calls are sent (`Apply`) or only recorded (`Plan`, for `wharf plan`).
@@ -47,6 +48,8 @@ pub struct Capabilities {
     /// How fast this attempt may call capabilities, and how much it may log.
     rate: limits::RateLimiter,
     log_budget: limits::LogBudget,
+    /// The attempt's start record is durable (see [`Capabilities::durable_before_effects`]).
+    attempt_durable: AtomicBool,
 }
 
 impl Capabilities {
@@ -61,6 +64,7 @@ impl Capabilities {
             base_dir: PathBuf::new(),
             rate: limits::RateLimiter::from_env(),
             log_budget: limits::LogBudget::default(),
+            attempt_durable: AtomicBool::new(false),
         }
     }
 
@@ -124,6 +128,7 @@ impl Capabilities {
         resource: &str,
         request: impl Future<Output = Result<T, WitError>>,
     ) -> Result<T, WitError> {
+        self.durable_before_effects().await?;
         self.throttle().await;
         let started = Instant::now();
         #[cfg(feature = "fault-injection")]
@@ -210,6 +215,27 @@ impl Capabilities {
 
     pub fn aws(&self) -> &aws::Aws {
         &self.aws
+    }
+
+    /// Makes the journal durable before the attempt's first call that can change anything outside
+    /// this process: its start record (so after a crash the attempt is known to be in doubt, and its
+    /// plugin checks what happened before acting again) and everything journaled before it,
+    /// including the outcomes of the steps it depends on. An attempt that makes no such call needs
+    /// no durability point of its own: if the process dies first, nothing happened, and the step
+    /// simply runs again. Every AWS, registry and ledger call passes here first.
+    pub async fn durable_before_effects(&self) -> Result<(), WitError> {
+        if self.attempt_durable.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        crate::journal::flush_off_worker(self.journal()).await.map_err(|e| {
+            WitError::new(
+                ErrorKind::Retryable,
+                "StateWriteFailed",
+                format!("the run journal could not be made durable before this call: {e}"),
+            )
+        })?;
+        self.attempt_durable.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// Waits until the attempt's host-call rate allows one more call (every call that reaches

@@ -6,7 +6,7 @@ use crate::capabilities::CallMode;
 use crate::host::Host;
 use crate::host::cache::ComponentCache;
 use crate::journal::{JournalError, RunStatus, StateBackend};
-use crate::scheduler::{ResumeOptions, RunError, RunOutcome, Scheduler, TEARDOWN_STEP, TeardownOptions};
+use crate::scheduler::{ResumeOptions, RunError, RunOutcome, Scheduler, TEARDOWN_STEP, TeardownOptions, is_teardown_step};
 use crate::workflow::{Workflow, WorkflowError};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -103,7 +103,7 @@ fn print_outcome(cli: &Cli, outcome: &RunOutcome, spec: &state::Spec) {
         return;
     }
     let teardown =
-        outcome.outputs.contains_key(TEARDOWN_STEP) || outcome.failed.iter().any(|(id, _)| id == TEARDOWN_STEP);
+        outcome.outputs.contains_key(TEARDOWN_STEP) || outcome.failed.iter().any(|(id, _)| is_teardown_step(id));
     let what = if teardown { "teardown of run" } else { "run" };
     match outcome.status {
         RunStatus::Succeeded => println!("{what} {} succeeded", outcome.run_id),

@@ -11,7 +11,7 @@ mod teardown;
 
 pub use changes::StepChange;
 pub use step::idempotency_key;
-pub use teardown::{TEARDOWN_STEP, TeardownOptions};
+pub use teardown::{TEARDOWN_STEP, TeardownOptions, is_teardown_step};
 
 use crate::capabilities::CallMode;
 use crate::capabilities::aws::{Aws, AwsSettings};
@@ -25,6 +25,8 @@ use crate::workflow::{Workflow, WorkflowError};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 use step::{PriorAttempts, StepOutcome};
 use tokio::task::JoinSet;
 
@@ -76,6 +78,33 @@ pub(crate) struct RunContext {
     events: EventSink,
     aws: Arc<Aws>,
     mode: CallMode,
+    /// A background flush is scheduled ([`RunContext::flush_soon`]).
+    flush_pending: AtomicBool,
+}
+
+/// The longest a step's start or outcome stays only in memory when nothing forces a durability
+/// point sooner (same as the views' lag, so `wharf status` shows it within twice this).
+const FLUSH_LATENCY: Duration = Duration::from_millis(50);
+
+impl RunContext {
+    /// Makes what was just journaled durable within [`FLUSH_LATENCY`]: a step's start or outcome
+    /// needs no durability point of its own (the journal is flushed before any side effect and at
+    /// the run's end), but a step that computes for a while before its first call, or an outcome
+    /// while other steps are busy, must still reach the disk, and `wharf status`, soon. Flushes
+    /// asked for in the meantime share this one; a run that ends first makes it a no-op. Errors are
+    /// left to the next flush the run waits for, which reports them.
+    fn flush_soon(self: &Arc<Self>) {
+        if self.flush_pending.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let ctx = Arc::downgrade(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(FLUSH_LATENCY).await;
+            let Some(ctx) = ctx.upgrade() else { return };
+            ctx.flush_pending.store(false, Ordering::Release);
+            let _ = crate::journal::flush_off_worker(&ctx.journal).await;
+        });
+    }
 }
 
 /// Starts and resumes runs.
@@ -118,7 +147,7 @@ impl Scheduler {
             EventKind::RunStarted,
             format!("workflow {} from {}", workflow.name, workflow.path.display()),
         )?;
-        crate::journal::flush_off_worker(&journal).await?;
+        // The run record is durable (create_run); this event goes with the next durability point.
         self.drive(journal, events, Arc::new(workflow), params, plugins, BTreeSet::new()).await
     }
 
@@ -185,7 +214,17 @@ impl Scheduler {
     ) -> Result<Arc<RunContext>, RunError> {
         let run_id = journal.run().id;
         let aws = Arc::new(Aws::new(aws_settings(&workflow, &params, &run_id, self.aws_max_attempts)?));
-        Ok(Arc::new(RunContext { run_id, workflow, params, plugins, journal, events, aws, mode: self.mode }))
+        Ok(Arc::new(RunContext {
+            run_id,
+            workflow,
+            params,
+            plugins,
+            journal,
+            events,
+            aws,
+            mode: self.mode,
+            flush_pending: AtomicBool::new(false),
+        }))
     }
 
     async fn load_plugins(&self, workflow: &Workflow) -> Result<HashMap<String, Arc<Plugin>>, PluginError> {
@@ -257,6 +296,9 @@ impl Scheduler {
         })?;
         events.emit(None, EventKind::RunFinished, summary.clone().unwrap_or_else(|| "all steps succeeded".into()))?;
         crate::journal::flush_off_worker(&journal).await?;
+        // The other handles go first, so the close really happens off this task.
+        drop((ctx, events));
+        crate::journal::close_in_background(journal);
         Ok(RunOutcome { run_id, status, failed, blocked, outputs })
     }
 }

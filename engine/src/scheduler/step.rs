@@ -1,5 +1,6 @@
 //! Running one step: render its inputs and grants, then attempts with retries until it succeeds,
-//! fails for good, or runs out of attempts. Every attempt is journaled before it starts.
+//! fails for good, or runs out of attempts. Every attempt is journaled before it starts, and durable
+//! before its first side effect.
 
 use super::RunContext;
 use super::backoff;
@@ -8,7 +9,7 @@ use crate::grants::{Grant, GrantSet};
 use crate::host::bindings::{ErrorKind, StepContext};
 use crate::host::sandbox::SandboxState;
 use crate::host::{AttemptError, AttemptLimits};
-use crate::journal::{AttemptRecord, AttemptStatus, EventKind, StepError, flush_off_worker};
+use crate::journal::{AttemptRecord, AttemptStatus, EventKind, StepError};
 use crate::workflow::template::{Reference, TemplateContext, references, render_str, render_value};
 use crate::workflow::{PluginRef, Step};
 use serde_json::Value;
@@ -54,7 +55,7 @@ pub async fn run_step(
 }
 
 async fn run_step_inner(
-    ctx: &RunContext,
+    ctx: &Arc<RunContext>,
     step_id: &str,
     prior: PriorAttempts,
     outputs: &BTreeMap<String, Value>,
@@ -89,15 +90,18 @@ async fn run_step_inner(
             error: None,
             in_doubt,
         };
-        // Durable before any side effect: after a crash, this attempt is known to be in doubt.
+        // Made durable before the attempt's first side effect (`Capabilities::durable_before_effects`),
+        // not here: after a crash this attempt is then known to be in doubt, and a step whose
+        // plugin calls nothing needs no durability point of its own (`flush_soon` still writes it
+        // within 50 ms, for `wharf status`).
         ctx.journal.put_attempt(&record).map_err(state_error)?;
+        ctx.flush_soon();
         let note = if in_doubt { " (in doubt: an earlier attempt was interrupted)" } else { "" };
         let _ = ctx.events.emit(
             Some(step_id),
             EventKind::StepStarted,
             format!("attempt {attempt} of {} {}{note}", plugin.info.name, plugin.info.version),
         );
-        flush_off_worker(&ctx.journal).await.map_err(state_error)?;
 
         let caps = Capabilities::new(&ctx.run_id, step_id, grants.clone(), ctx.events.clone(), ctx.aws.clone())
             .with_base_dir(workflow_dir(ctx))
@@ -122,12 +126,14 @@ async fn run_step_inner(
                     record.status = AttemptStatus::Succeeded;
                     record.outputs = Some(outputs.clone());
                     ctx.journal.put_attempt(&record).map_err(state_error)?;
+                    ctx.flush_soon();
                     let _ = ctx.events.emit(
                         Some(step_id),
                         EventKind::StepSucceeded,
                         format!("attempt {attempt} succeeded"),
                     );
-                    flush_off_worker(&ctx.journal).await.map_err(state_error)?;
+                    // Durable at the next durability point, which comes before anything depends
+                    // on it: a dependent step's first side effect, or the run's end.
                     return Ok(StepOutcome::Succeeded(outputs));
                 }
                 Err(e) => (e, false),
@@ -141,13 +147,18 @@ async fn run_step_inner(
         record.status = AttemptStatus::Failed;
         record.error = Some(error.clone());
         ctx.journal.put_attempt(&record).map_err(state_error)?;
+        ctx.flush_soon();
         let _ = ctx.events.emit(
             Some(step_id),
             EventKind::StepFailed,
             format!("attempt {attempt}: {}: {}", error.code, error.message),
         );
-        flush_off_worker(&ctx.journal).await.map_err(state_error)?;
 
+        if error.code == STATE_WRITE_FAILED {
+            // The journal cannot be made durable (disk full): no attempt may act until it can,
+            // and the run's end reports why.
+            return Ok(StepOutcome::Failed(error));
+        }
         if retryable
             && crate::capabilities::aws::is_transient_code(&error.code)
             && transient_failures < TRANSIENT_RETRIES
@@ -300,10 +311,13 @@ fn permanent(code: &str, message: String) -> StepError {
     StepError { kind: "permanent".into(), code: code.into(), message }
 }
 
+/// The code of every failure to write the run journal (here and in `Capabilities`).
+pub(crate) const STATE_WRITE_FAILED: &str = "StateWriteFailed";
+
 fn state_error(e: crate::journal::JournalError) -> StepError {
     StepError {
         kind: "state".into(),
-        code: "StateWriteFailed".into(),
+        code: STATE_WRITE_FAILED.into(),
         message: format!("the run journal could not be written: {e}"),
     }
 }

@@ -167,6 +167,7 @@ pub(crate) const SPECS: &[Spec] = &[
             ("keep_log_groups", Bool, false),
             ("delete_images", Bool, false),
             ("timeout_secs", Int, false),
+            ("group", Str, false),
         ],
         items: None,
     },

@@ -27,6 +27,10 @@ pub struct Input {
     /// How long to wait for slow deletions (draining services, detaching network interfaces).
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
+    /// Only the kinds of this group (`services`, `ecs`, `registry`, `logs`, `iam`, `network`;
+    /// see order.rs): the host runs the groups concurrently. Absent: every kind.
+    #[serde(default)]
+    pub group: Option<String>,
 }
 
 fn default_timeout_secs() -> u64 {
@@ -64,6 +68,11 @@ impl Step for Teardown {
                 ));
             }
         }
+        if let Some(group) = input.group.as_deref().filter(|g| !order::is_group(g)) {
+            return Err(Error::invalid_input(format!(
+                "`group` {group:?} is not one of services, ecs, registry, logs, iam, network (or absent for all)"
+            )));
+        }
         let deadline = Instant::now() + Duration::from_secs(input.timeout_secs);
         let options = DeleteOptions { secret_recovery_days: input.secret_recovery_days };
         let mut output = Output { deleted: 0, already_gone: 0, kept: vec![] };
@@ -71,7 +80,9 @@ impl Step for Teardown {
         // Whether some leftover failed on a transient AWS error (a timeout, a 5xx).
         let mut any_transient = false;
 
-        let live: Vec<_> = ledger::entries()?.into_iter().filter(|r| !r.deleted).collect();
+        let group = input.group.as_deref();
+        let live: Vec<_> =
+            ledger::entries()?.into_iter().filter(|r| !r.deleted && order::in_group(&r.kind, group)).collect();
         for resource in order::teardown_order(live) {
             let keep = match resource.kind.as_str() {
                 "logs:log-group" => input.keep_log_groups,
@@ -252,6 +263,20 @@ mod tests {
         let order: Vec<String> = host.calls_to("ledger::delete").iter().map(|c| c.args[1].clone()).collect();
         // The image goes after what runs it, and before the secret that may hold its credentials.
         assert_eq!(order, ["\"arn:service\"", "\"arn:td\"", "\"127.0.0.1:5000/app@sha256:1\"", "\"arn:secret\""]);
+    }
+
+    #[test]
+    fn a_group_deletes_only_its_kinds() {
+        let host = FakeHost::new();
+        ledger_of_a_deployment(&host);
+        host.on_delete(|_, _, _| Ok(DeleteOutcome::Deleted));
+        let out = host.run::<Teardown>(json!({ "group": "ecs" })).unwrap();
+        assert_eq!(out, json!({ "deleted": 1, "already_gone": 0, "kept": [] }));
+        let order: Vec<String> = host.calls_to("ledger::delete").iter().map(|c| c.args[1].clone()).collect();
+        assert_eq!(order, ["\"arn:cluster\""]);
+
+        let err = FakeHost::new().run::<Teardown>(json!({ "group": "everything" })).unwrap_err();
+        assert!(err.message().contains("not one of services"), "{err}");
     }
 
     #[test]
