@@ -48,11 +48,24 @@ pub struct RunResult {
     pub run_id: Option<String>,
 }
 
-/// Resets moto and creates the bucket the tutorial assumes exists (outside any timing).
-pub async fn reset(env: &Env, s3: &aws_sdk_s3::Client) {
+/// Resets moto, creates the bucket the tutorial assumes exists, and warms moto up (all outside
+/// any timing).
+///
+/// After a reset moto rebuilds each service's backend on its first request: the first EC2 call
+/// takes about a second (it loads the region's AMIs and instance types), then 15 ms. Real AWS has
+/// no such start, and every tool paid it once per run, the same absolute second added to each,
+/// which hid the differences between them. So one read-only call per service the deployment uses
+/// is made here, for every tool alike.
+pub async fn reset(env: &Env, aws: &aws_config::SdkConfig, s3: &aws_sdk_s3::Client) {
     let client = reqwest_free_post(&env.moto, "/moto-api/reset").await;
     assert!(client, "moto reset failed");
     s3.create_bucket().bucket("projectjz").send().await.expect("create bucket");
+    let warm = "warm moto up after its reset";
+    aws_sdk_ec2::Client::new(aws).describe_vpcs().send().await.expect(warm);
+    aws_sdk_ecs::Client::new(aws).list_clusters().send().await.expect(warm);
+    aws_sdk_iam::Client::new(aws).list_roles().send().await.expect(warm);
+    aws_sdk_secretsmanager::Client::new(aws).list_secrets().send().await.expect(warm);
+    aws_sdk_cloudwatchlogs::Client::new(aws).describe_log_groups().send().await.expect(warm);
 }
 
 /// POST without a body over a plain TCP connection (moto's reset endpoint).
