@@ -195,6 +195,16 @@ fn push_to_the_htpasswd_registry_uses_the_secret_and_a_wrong_password_is_named_c
     assert!(out.status.success(), "push with the right credentials failed: {}", both(&out));
     let image = image_step(&s)["last"]["outputs"]["image"].as_str().unwrap().to_string();
     assert!(image.starts_with(&format!("{registry}/")), "{image}");
+    // The build's registry calls (base, blobs, manifest) read the secret once per attempt.
+    let run_id = s.json(&["status"])["run"]["id"].as_str().unwrap().to_string();
+    let logs = s.json(&["logs", &run_id, "--step", "image"]);
+    let reads = logs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "call" && e["message"].as_str().unwrap().starts_with("secretsmanager:GetSecretValue"))
+        .count();
+    assert_eq!(reads, 1, "one secret read per attempt: {logs:#}");
 
     let wrong = "not-the-password-4b1d";
     let out =

@@ -50,6 +50,8 @@ pub struct Capabilities {
     log_budget: limits::LogBudget,
     /// The attempt's start record is durable (see [`Capabilities::durable_before_effects`]).
     attempt_durable: AtomicBool,
+    /// Registry credentials read by this attempt (registry/auth.rs).
+    registry_auth: registry::AuthCache,
 }
 
 impl Capabilities {
@@ -65,6 +67,7 @@ impl Capabilities {
             rate: limits::RateLimiter::from_env(),
             log_budget: limits::LogBudget::default(),
             attempt_durable: AtomicBool::new(false),
+            registry_auth: registry::AuthCache::default(),
         }
     }
 
@@ -215,6 +218,10 @@ impl Capabilities {
 
     pub fn aws(&self) -> &aws::Aws {
         &self.aws
+    }
+
+    pub fn registry_auth(&self) -> &registry::AuthCache {
+        &self.registry_auth
     }
 
     /// Makes the journal durable before the attempt's first call that can change anything outside

@@ -1,7 +1,8 @@
 //! Registry credentials, read by the host so the plugin never sees them: basic auth from a
 //! Secrets Manager secret (`{"username", "password"}`, the format ECS `repositoryCredentials`
-//! uses) or an ECR token. The plaintext lives in a `Zeroizing` buffer and in the per-call
-//! oci-client session, and is dropped when the host call returns; messages name the secret only.
+//! uses) or an ECR token. The plaintext lives in `Zeroizing` buffers kept for the step attempt
+//! ([`AuthCache`]: a build's several registry calls read the secret once, as a script would) and in
+//! the per-call oci-client session; it never reaches the plugin, and messages name the secret only.
 
 use super::Capabilities;
 use super::errors::Context;
@@ -9,7 +10,7 @@ use crate::host::bindings::wharf::plugin::registry::Auth;
 use crate::host::bindings::{ErrorKind, WitError};
 use base64::Engine as _;
 use oci_client::secrets::RegistryAuth;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use zeroize::Zeroizing;
 
 /// Checks the grants the credentials need: `secretsmanager:GetSecretValue <secret>` or
@@ -22,8 +23,32 @@ pub(super) fn authorize(caps: &Capabilities, auth: &Auth) -> Result<(), WitError
     }
 }
 
-/// The credentials to send. (An ECR token is good for every registry the AWS identity may use.)
+/// Credentials read during one step attempt, by where they came from. Dropped (and zeroized) with
+/// the attempt's capabilities, so a rotated secret is read again by the next attempt.
+#[derive(Default)]
+pub struct AuthCache(tokio::sync::Mutex<HashMap<String, (Zeroizing<String>, Zeroizing<String>)>>);
+
+/// The credentials to send, read once per attempt. (An ECR token is good for every registry the
+/// AWS identity may use.)
 pub(super) async fn credentials(caps: &Capabilities, auth: &Auth) -> Result<RegistryAuth, WitError> {
+    let key = match auth {
+        Auth::Anonymous => return Ok(RegistryAuth::Anonymous),
+        Auth::BasicFromSecret(secret) => format!("secret:{secret}"),
+        Auth::Ecr => "ecr".to_string(),
+    };
+    // Held across the read: concurrent calls of one attempt wait for it instead of repeating it.
+    let mut cache = caps.registry_auth().0.lock().await;
+    if let Some((username, password)) = cache.get(&key) {
+        return Ok(RegistryAuth::Basic(username.to_string(), password.to_string()));
+    }
+    let RegistryAuth::Basic(username, password) = read_credentials(caps, auth).await? else {
+        unreachable!("only anonymous auth has no credentials")
+    };
+    cache.insert(key, (Zeroizing::new(username.clone()), Zeroizing::new(password.clone())));
+    Ok(RegistryAuth::Basic(username, password))
+}
+
+async fn read_credentials(caps: &Capabilities, auth: &Auth) -> Result<RegistryAuth, WitError> {
     match auth {
         Auth::Anonymous => Ok(RegistryAuth::Anonymous),
         Auth::BasicFromSecret(secret) => {

@@ -22,6 +22,8 @@ mod client;
 mod errors;
 mod names;
 
+pub use auth::AuthCache;
+
 use super::Capabilities;
 use crate::host::bindings::wharf::plugin::ledger::DeleteOutcome;
 use crate::host::bindings::wharf::plugin::registry::{Auth, Host, Manifest, Repository};
