@@ -39,9 +39,9 @@ impl WasmEngine {
     }
 }
 
-/// Bytes of a freed linear memory reset in place rather than returned to the OS: covers a Rust
-/// guest's stack and data (about 1.1 MiB) and a small heap.
-const KEEP_RESIDENT: usize = 4 << 20;
+/// Bytes of a freed linear memory reset in place rather than returned to the OS: a Rust guest's
+/// stack and data are about 1.1 MiB, of which a short step touches a small part.
+const KEEP_RESIDENT: usize = 1 << 20;
 
 fn config(pooling_slots: Option<u32>) -> Config {
     let mut config = Config::new();
