@@ -299,8 +299,9 @@ fn critical_path(env: &Env, run: &RunResult, delay: u64) {
     let groups = per_step.iter().filter(|(id, _)| {
         wharf::scheduler::is_teardown_step(id) && !matches!(id.as_str(), "_teardown" | "_teardown-services")
     });
-    let teardown =
-        calls("_teardown-services") + groups.map(|(_, c)| *c).max().unwrap_or(0) + calls(wharf::scheduler::TEARDOWN_STEP);
+    let teardown = calls("_teardown-services")
+        + groups.map(|(_, c)| *c).max().unwrap_or(0)
+        + calls(wharf::scheduler::TEARDOWN_STEP);
     let bound = Duration::from_millis((chain + teardown) * delay);
     let journaled: u64 = per_step.values().sum();
     println!(

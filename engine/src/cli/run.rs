@@ -6,7 +6,9 @@ use crate::capabilities::CallMode;
 use crate::host::Host;
 use crate::host::cache::ComponentCache;
 use crate::journal::{JournalError, RunStatus, StateBackend};
-use crate::scheduler::{ResumeOptions, RunError, RunOutcome, Scheduler, TEARDOWN_STEP, TeardownOptions, is_teardown_step};
+use crate::scheduler::{
+    ResumeOptions, RunError, RunOutcome, Scheduler, TEARDOWN_STEP, TeardownOptions, is_teardown_step,
+};
 use crate::workflow::{Workflow, WorkflowError};
 use serde_json::Value;
 use std::collections::BTreeMap;

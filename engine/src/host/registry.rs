@@ -10,8 +10,8 @@ use crate::workflow::PluginRef;
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::PathBuf;
-use std::time::SystemTime;
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 use wasmtime::component::{HasSelf, Linker};
 
 /// The component host of a wharf process.

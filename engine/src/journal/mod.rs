@@ -19,9 +19,9 @@ mod s3_lock;
 mod s3_store;
 mod sled;
 mod snapshot;
-mod views;
 #[cfg(test)]
 mod tests;
+mod views;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -6,11 +6,11 @@
 //! - `events`: `seq(u64 BE)` → Event JSON; seq starts at 1 and continues from the last key after reopen.
 //! - `resources`: `kind ++ 0x00 ++ id` → LedgerEntry JSON; the key dedupes, `order` keeps creation order.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io::ErrorKind;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::collections::HashSet;
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
 
 use ::sled::{Db, Tree};
@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use super::lock::RunLock;
 use super::views::{self, Views};
 use super::{
-    AttemptRecord, Event, JournalError, NewEvent, Resource, RunJournal, RunRecord, RunSnapshot, RunStatus, StateBackend, lock,
-    now_ms, snapshot, valid_run_id,
+    AttemptRecord, Event, JournalError, NewEvent, Resource, RunJournal, RunRecord, RunSnapshot, RunStatus,
+    StateBackend, lock, now_ms, snapshot, valid_run_id,
 };
 
 const FORMAT_VERSION: &[u8] = b"1";

@@ -151,7 +151,11 @@ fn teardown_step(id: &str, group: Option<&str>, options: &TeardownOptions) -> St
         grants: vec![],
         // The plugin stops waiting at its own deadline; this is the backstop.
         timeout: options.timeout + Duration::from_secs(60),
-        retry: RetryPolicy { max_attempts: 3, initial_backoff: Duration::from_secs(5), max_backoff: Duration::from_secs(30) },
+        retry: RetryPolicy {
+            max_attempts: 3,
+            initial_backoff: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(30),
+        },
         memory_limit: 64 << 20,
         definition_hash: String::new(),
     }

@@ -94,7 +94,11 @@ mod tests {
         assert!(in_group("ec2:vpc", Some("network")));
         assert!(!in_group("ec2:vpc", Some("services")));
         assert!(in_group("mystery:thing", None));
-        assert!(!["services", "ecs", "registry", "logs", "iam", "network"].iter().any(|g| in_group("mystery:thing", Some(g))));
+        assert!(
+            !["services", "ecs", "registry", "logs", "iam", "network"]
+                .iter()
+                .any(|g| in_group("mystery:thing", Some(g)))
+        );
         assert!(is_group("iam") && !is_group("everything"));
     }
 }
