@@ -63,7 +63,7 @@ impl Host for SandboxState {
             journal.mark_resource_deleted(&kind, &id).and_then(|_| journal.flush()).map_err(|e| {
                 WitError::new(
                     ErrorKind::Retryable,
-                    "StateWriteFailed",
+                    super::STATE_WRITE_FAILED,
                     format!("could not mark {kind} {id} deleted: {e}"),
                 )
             })?;

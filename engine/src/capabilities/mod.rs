@@ -35,6 +35,10 @@ pub enum CallMode {
     Plan,
 }
 
+/// The error code of every failure to write the run journal; a step that gets it ends at once
+/// (scheduler/step.rs).
+pub const STATE_WRITE_FAILED: &str = "StateWriteFailed";
+
 /// What one step attempt may do, and where its calls are recorded.
 pub struct Capabilities {
     pub run_id: String,
@@ -183,7 +187,7 @@ impl Capabilities {
         journal.record_resource(&resource).and_then(|_| journal.flush()).map_err(|e| {
             WitError::new(
                 ErrorKind::Retryable,
-                "StateWriteFailed",
+                STATE_WRITE_FAILED,
                 format!("could not record {kind} {id} in the run ledger: {e}"),
             )
         })
@@ -237,7 +241,7 @@ impl Capabilities {
         crate::journal::flush_off_worker(self.journal()).await.map_err(|e| {
             WitError::new(
                 ErrorKind::Retryable,
-                "StateWriteFailed",
+                STATE_WRITE_FAILED,
                 format!("the run journal could not be made durable before this call: {e}"),
             )
         })?;

@@ -4,7 +4,7 @@
 
 use super::RunContext;
 use super::backoff;
-use crate::capabilities::Capabilities;
+use crate::capabilities::{Capabilities, STATE_WRITE_FAILED};
 use crate::grants::{Grant, GrantSet};
 use crate::host::bindings::{ErrorKind, StepContext};
 use crate::host::sandbox::SandboxState;
@@ -310,9 +310,6 @@ fn invalid(code: &str, message: String) -> StepError {
 fn permanent(code: &str, message: String) -> StepError {
     StepError { kind: "permanent".into(), code: code.into(), message }
 }
-
-/// The code of every failure to write the run journal (here and in `Capabilities`).
-pub(crate) const STATE_WRITE_FAILED: &str = "StateWriteFailed";
 
 fn state_error(e: crate::journal::JournalError) -> StepError {
     StepError {

@@ -234,8 +234,8 @@ mod tests {
         assert_eq!(err.code(), "Leftovers");
     }
 
-    #[test]
-    fn images_are_kept_unless_asked_and_deleted_after_the_services_using_them() {
+    /// A ledger with an image, the secret holding its credentials and what runs it.
+    fn host_with_an_image() -> FakeHost {
         let host = FakeHost::new();
         host.on_entries(|| {
             Ok(vec![
@@ -246,19 +246,16 @@ mod tests {
             ])
         });
         host.on_delete(|_, _, _| Ok(DeleteOutcome::Deleted));
+        host
+    }
+
+    #[test]
+    fn images_are_kept_unless_asked_and_deleted_after_the_services_using_them() {
+        let host = host_with_an_image();
         let out = host.run::<Teardown>(json!({})).unwrap();
         assert_eq!(out, json!({ "deleted": 3, "already_gone": 0, "kept": ["127.0.0.1:5000/app@sha256:1"] }));
 
-        let host = FakeHost::new();
-        host.on_entries(|| {
-            Ok(vec![
-                entry("registry:image", "127.0.0.1:5000/app@sha256:1", false),
-                entry("secretsmanager:secret", "arn:secret", false),
-                entry("ecs:task-definition", "arn:td", false),
-                entry("ecs:service", "arn:service", false),
-            ])
-        });
-        host.on_delete(|_, _, _| Ok(DeleteOutcome::Deleted));
+        let host = host_with_an_image();
         host.run::<Teardown>(json!({ "delete_images": true })).unwrap();
         let order: Vec<String> = host.calls_to("ledger::delete").iter().map(|c| c.args[1].clone()).collect();
         // The image goes after what runs it, and before the secret that may hold its credentials.
