@@ -4,6 +4,10 @@
 //! fixed (0 or `source_date_epoch`), owner 0:0 unless `--chown`, empty user/group names, modes
 //! 0644 for files and 0755 for directories unless `--chmod` (WASI shows no permission bits, so
 //! an executable needs `--chmod=755`), gzip with mtime 0 and a fixed level in pure Rust.
+//!
+//! Files of the build context are not held in memory: the tree records their path and size, and
+//! `pack` streams each one through tar, gzip and the hashers (the step's memory holds the
+//! compressed layer, not the binary it packs as well).
 
 use crate::context::{Context, Kind, clean_relative};
 use crate::eval::{CopyOp, clean_absolute};
@@ -11,12 +15,20 @@ use crate::image::sha256;
 use flate2::{Compression, write::GzEncoder};
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::{BufReader, Read, Write};
+use std::path::PathBuf;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Node {
     Dir,
+    /// Bytes already in memory (unpacked from a local tar by ADD).
     File(Vec<u8>),
+    /// A file of the build context, read when the layer is packed; `len` is its size when the
+    /// tree was made (a file that changes size before it is packed fails the build).
+    ContextFile {
+        path: PathBuf,
+        len: u64,
+    },
     Symlink(String),
 }
 
@@ -68,7 +80,7 @@ pub fn tree(ctx: &Context, op: &CopyOp) -> Result<Tree, String> {
             (Node::Symlink(_), _) => 0o777,
             (_, Some(mode)) => mode,
             (Node::Dir, None) => 0o755,
-            (Node::File(_), None) => 0o644,
+            (Node::File(_) | Node::ContextFile { .. }, None) => 0o644,
         };
         Entry { node, mode, uid, gid }
     };
@@ -87,21 +99,20 @@ pub fn tree(ctx: &Context, op: &CopyOp) -> Result<Tree, String> {
                         let inner = child.strip_prefix(&rel).unwrap_or(&child).trim_start_matches('/');
                         let node = match kind {
                             Kind::Dir => Node::Dir,
-                            Kind::File => Node::File(ctx.read(&child).map_err(unreadable)?),
+                            Kind::File => context_file(ctx, &child).map_err(unreadable)?,
                             Kind::Symlink(target) => Node::Symlink(target),
                         };
                         tree.add(&format!("{}/{inner}", op.dest), entry(node));
                     }
                 }
                 _ => {
-                    let data = ctx.read(&rel).map_err(unreadable)?;
                     let name = rel.rsplit('/').next().unwrap_or(&rel);
-                    if op.add && is_tar(&data) {
+                    let dest = if into_dir { format!("{}{name}", op.dest) } else { op.dest.clone() };
+                    if op.add && is_tar_file(ctx, &rel).map_err(unreadable)? {
+                        let data = ctx.read(&rel).map_err(unreadable)?;
                         extract(&mut tree, &data, &op.dest, op.chown).map_err(|e| format!("ADD {rel}: {e}"))?;
-                    } else if into_dir {
-                        tree.add(&format!("{}{name}", op.dest), entry(Node::File(data)));
                     } else {
-                        tree.add(&op.dest, entry(Node::File(data)));
+                        tree.add(&dest, entry(context_file(ctx, &rel).map_err(unreadable)?));
                     }
                 }
             }
@@ -110,8 +121,24 @@ pub fn tree(ctx: &Context, op: &CopyOp) -> Result<Tree, String> {
     Ok(tree)
 }
 
+/// A context file to be streamed into the layer when it is packed.
+fn context_file(ctx: &Context, rel: &str) -> std::io::Result<Node> {
+    let path = ctx.path(rel);
+    let len = std::fs::metadata(&path)?.len();
+    Ok(Node::ContextFile { path, len })
+}
+
+/// Whether an ADD source is a tar, from its first bytes (enough for a gzip header and the first
+/// tar header), so that a plain file is never read whole just to find out.
+fn is_tar_file(ctx: &Context, rel: &str) -> std::io::Result<bool> {
+    let mut head = Vec::with_capacity(4096);
+    std::fs::File::open(ctx.path(rel))?.take(4096).read_to_end(&mut head)?;
+    Ok(is_tar(&head))
+}
+
 /// Plain or gzip-compressed tar (ADD unpacks those, as Docker does; anything else, including
-/// other compressions and gzip files that hold no tar, is copied as is).
+/// other compressions and gzip files that hold no tar, is copied as is). `data` may be just the
+/// file's first bytes.
 fn is_tar(data: &[u8]) -> bool {
     let ustar = |head: &[u8]| head.get(257..262) == Some(b"ustar");
     if !data.starts_with(&[0x1f, 0x8b]) {
@@ -183,6 +210,13 @@ pub fn pack(tree: &Tree, mtime: u64) -> Result<Layer, String> {
                 h.set_size(data.len() as u64);
                 builder.append_data(&mut h, path, data.as_slice()).map_err(io)?;
             }
+            Node::ContextFile { path: source, len } => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(*len);
+                let file = std::fs::File::open(source).map_err(io)?;
+                let exact = Exact { inner: BufReader::with_capacity(256 * 1024, file), left: *len };
+                builder.append_data(&mut h, path, exact).map_err(io)?;
+            }
             Node::Symlink(target) => {
                 h.set_entry_type(tar::EntryType::Symlink);
                 h.set_size(0);
@@ -199,7 +233,37 @@ pub fn pack(tree: &Tree, mtime: u64) -> Result<Layer, String> {
 fn file_len(entry: &Entry) -> u64 {
     match &entry.node {
         Node::File(data) => data.len() as u64,
+        Node::ContextFile { len, .. } => *len,
         _ => 0,
+    }
+}
+
+/// Exactly `left` bytes of a context file: one that changed size since the tree was made fails
+/// the build instead of giving a short (corrupt) tar entry or a silently cut copy.
+struct Exact<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Exact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let changed = |how: &str| {
+            std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("the file {how} while the layer was built; build again"),
+            )
+        };
+        if self.left == 0 {
+            // The end: the file must end here too.
+            return if self.inner.read(&mut [0u8])? == 0 { Ok(0) } else { Err(changed("grew")) };
+        }
+        let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 && want > 0 {
+            return Err(changed("shrank"));
+        }
+        self.left -= n as u64;
+        Ok(n)
     }
 }
 

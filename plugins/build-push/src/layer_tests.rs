@@ -88,7 +88,7 @@ fn chmod_chown_and_mtime_apply_to_copied_entries_only() {
 fn trailing_slash_and_multiple_sources() {
     let (_dir, ctx) = context();
     let file = tree(&ctx, &op(&["bin/app"], "/app")).unwrap();
-    assert!(matches!(file.0["app"].node, Node::File(_)), "no slash: the file is named /app");
+    assert!(matches!(file.0["app"].node, Node::ContextFile { len: 6, .. }), "no slash: the file is named /app");
     let into = tree(&ctx, &op(&["bin/app", "conf/z.toml"], "/x/")).unwrap();
     assert_eq!(into.0.keys().collect::<Vec<_>>(), ["x", "x/app", "x/z.toml"]);
     let glob = tree(&ctx, &op(&["conf/*.toml"], "/g/")).unwrap();
@@ -105,6 +105,31 @@ fn same_files_same_digest_and_a_changed_file_changes_it() {
     assert_eq!((a.digest.clone(), a.diff_id.clone()), (b.digest, b.diff_id));
     write(dir.path(), "conf/z.toml", "changed");
     assert_ne!(build(&ctx).digest, a.digest);
+}
+
+/// Context files are streamed when the layer is packed: the bytes that land in the tar are the
+/// file's, in 256 KiB reads, and a file that changes size in between fails the build.
+#[test]
+fn context_files_are_streamed_whole_and_a_changed_size_fails() {
+    let (dir, ctx) = context();
+    let big: String = (0..300_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    write(dir.path(), "bin/big", &big);
+    let layer = pack(&tree(&ctx, &op(&["bin/big"], "/big")).unwrap(), 0).unwrap();
+    let mut tar = Vec::new();
+    flate2::read::GzDecoder::new(layer.gzip.as_slice()).read_to_end(&mut tar).unwrap();
+    let mut archive = tar::Archive::new(tar.as_slice());
+    let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
+    let mut content = String::new();
+    entry.read_to_string(&mut content).unwrap();
+    assert!(content == big, "the packed file differs from the context's");
+
+    for changed in [&big[..1000], &format!("{big}more")[..]] {
+        let t = tree(&ctx, &op(&["bin/big"], "/big")).unwrap();
+        write(dir.path(), "bin/big", changed);
+        let err = pack(&t, 0).err().expect("a file that changed size must fail the build");
+        assert!(err.contains("while the layer was built; build again"), "{err}");
+        write(dir.path(), "bin/big", &big);
+    }
 }
 
 #[test]
