@@ -120,3 +120,45 @@ fn hostile_plugins_are_contained_with_clear_errors() {
     assert_eq!(result["outputs"]["env"]["vars"], 0, "{result:#}");
     assert_eq!(result["outputs"]["well-behaved"]["value"], "still here", "{result:#}");
 }
+
+/// `parallel.run-all`: each part runs in its own instance with the step's context, results come
+/// back in order, a failing or crashing part fails only itself, and parts cannot start parts.
+#[test]
+fn a_step_runs_its_parts_and_gets_each_result_in_order() {
+    let s = Scratch::new();
+    let wf = s.workflow(
+        "parts.toml",
+        r#"
+name = "parts"
+
+[[steps]]
+id = "fan-out"
+plugin = "{TESTKIT}"
+with = { mode = "parts", value = "v", parts = ["echo", "fail", "echo", "panic", "nested", "no-such-part"] }
+
+[[steps]]
+id = "too-many"
+plugin = "{TESTKIT}"
+with = { mode = "parts", parts = ["echo", "echo", "echo", "echo", "echo", "echo", "echo", "echo", "echo"] }
+"#,
+    );
+    let result = s.json(&["run", wf.to_str().unwrap()]);
+    assert_eq!(result["status"], "succeeded", "{result:#}");
+    let parts = result["outputs"]["fan-out"]["parts"].as_array().unwrap();
+    assert_eq!(parts.len(), 6, "{result:#}");
+    assert_eq!(parts[0]["ok"], serde_json::json!({ "index": 0, "value": "v", "attempt": 1 }));
+    assert_eq!(parts[1]["error"], "PartBroken");
+    assert_eq!(parts[2]["ok"]["index"], 2, "the results keep the parts' order");
+    assert_eq!(parts[3]["error"], "PartFailed");
+    assert!(parts[3]["message"].as_str().unwrap().contains("testkit part panics on purpose"), "{result:#}");
+    assert_eq!(parts[4]["error"], "PartsRefused", "a part cannot start parts: {result:#}");
+    assert_eq!(parts[5]["error"], "InvalidInput", "{result:#}");
+
+    let refused = result["outputs"]["too-many"]["parts"].as_array().unwrap();
+    assert!(refused.iter().all(|p| p["error"] == "TooManyParts"), "{result:#}");
+
+    // What the parts log is the step's.
+    let logs = s.json(&["logs", result["run_id"].as_str().unwrap(), "--step", "fan-out"]);
+    let lines: Vec<&str> = logs.as_array().unwrap().iter().filter_map(|e| e["message"].as_str()).collect();
+    assert!(lines.contains(&"part 0 echoing") && lines.contains(&"part 2 echoing"), "{lines:?}");
+}

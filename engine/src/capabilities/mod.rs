@@ -49,13 +49,14 @@ pub struct Capabilities {
     mode: CallMode,
     /// The workflow file's directory: relative paths the step names are resolved against it.
     base_dir: PathBuf,
-    /// How fast this attempt may call capabilities, and how much it may log.
-    rate: limits::RateLimiter,
-    log_budget: limits::LogBudget,
+    /// How fast this attempt may call capabilities, and how much it may log. Shared with the
+    /// attempt's parts (`host/parts.rs`), like the two fields below: a part is the attempt.
+    rate: Arc<limits::RateLimiter>,
+    log_budget: Arc<limits::LogBudget>,
     /// The attempt's start record is durable (see [`Capabilities::durable_before_effects`]).
-    attempt_durable: AtomicBool,
+    attempt_durable: Arc<AtomicBool>,
     /// Registry credentials read by this attempt (registry/auth.rs).
-    registry_auth: registry::AuthCache,
+    registry_auth: Arc<registry::AuthCache>,
 }
 
 impl Capabilities {
@@ -68,10 +69,28 @@ impl Capabilities {
             aws,
             mode: CallMode::Apply,
             base_dir: PathBuf::new(),
-            rate: limits::RateLimiter::from_env(),
-            log_budget: limits::LogBudget::default(),
-            attempt_durable: AtomicBool::new(false),
-            registry_auth: registry::AuthCache::default(),
+            rate: Arc::new(limits::RateLimiter::from_env()),
+            log_budget: Arc::default(),
+            attempt_durable: Arc::new(AtomicBool::new(false)),
+            registry_auth: Arc::default(),
+        }
+    }
+
+    /// The capabilities of one part of this attempt (`parallel.run-all`): the same step, grants
+    /// and mode, sharing the attempt's rate limit, log budget, durability point and credentials.
+    pub fn for_part(&self) -> Capabilities {
+        Capabilities {
+            run_id: self.run_id.clone(),
+            step_id: self.step_id.clone(),
+            grants: self.grants.clone(),
+            events: self.events.clone(),
+            aws: self.aws.clone(),
+            mode: self.mode,
+            base_dir: self.base_dir.clone(),
+            rate: self.rate.clone(),
+            log_budget: self.log_budget.clone(),
+            attempt_durable: self.attempt_durable.clone(),
+            registry_auth: self.registry_auth.clone(),
         }
     }
 

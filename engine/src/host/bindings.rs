@@ -27,3 +27,27 @@ impl ErrorKind {
         }
     }
 }
+
+/// The `step-with-parts` world: the `parallel` import (host side in `host/parts.rs`) and the
+/// `parts` export a plugin runs one part through. Everything shared with `step` is the same Rust
+/// types as above.
+pub mod with_parts {
+    wasmtime::component::bindgen!({
+        path: "../wit/0.1",
+        world: "step-with-parts",
+        imports: { default: async },
+        exports: { default: async },
+        with: {
+            "wharf:plugin/types": super::wharf::plugin::types,
+            "wharf:plugin/log": super::wharf::plugin::log,
+            "wharf:plugin/ecs": super::wharf::plugin::ecs,
+            "wharf:plugin/ec2": super::wharf::plugin::ec2,
+            "wharf:plugin/iam": super::wharf::plugin::iam,
+            "wharf:plugin/secrets": super::wharf::plugin::secrets,
+            "wharf:plugin/s3": super::wharf::plugin::s3,
+            "wharf:plugin/logs": super::wharf::plugin::logs,
+            "wharf:plugin/ledger": super::wharf::plugin::ledger,
+            "wharf:plugin/registry": super::wharf::plugin::registry,
+        },
+    });
+}

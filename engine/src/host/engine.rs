@@ -49,7 +49,8 @@ fn config(pooling_slots: Option<u32>) -> Config {
     // Deadlines: guests are interrupted when the epoch passes their deadline.
     config.epoch_interruption(true);
     if let Some(slots) = pooling_slots {
-        let slots = slots.max(1) * 2; // headroom for `describe` calls alongside running steps
+        // Headroom for `describe` calls alongside running steps, and the steps' parts.
+        let slots = slots.max(1) * 2 + super::parts::MAX_PART_INSTANCES;
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(slots)
             // A Rust guest component has 3 core instances and 1 memory (field notes).

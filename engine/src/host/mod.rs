@@ -9,6 +9,7 @@
 pub mod bindings;
 pub mod cache;
 pub mod engine;
+pub mod parts;
 pub mod plugin;
 pub mod registry;
 pub mod sandbox;

@@ -1,9 +1,12 @@
 //! A loaded plugin: compiled once, pre-linked once (`InstancePre`), instantiated per attempt.
 
+use super::bindings::with_parts::exports::wharf::plugin::parts::GuestIndices as PartsIndices;
 use super::bindings::{PluginInfo, StepPre};
 use super::cache::{ComponentCache, digest};
-use super::sandbox::{self, AttemptLimits, SandboxState};
+use super::parts::PartRunner;
+use super::sandbox::{self, AttemptLimits, Entry, SandboxState};
 use crate::grants::GrantSet;
+use std::sync::Arc;
 use wasmtime::Engine;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker};
@@ -11,11 +14,11 @@ use wasmtime::component::{Component, Linker};
 /// The WIT package every plugin imports its capabilities from.
 pub const WIT_PACKAGE: &str = "wharf:plugin";
 /// The version of [`WIT_PACKAGE`] this host is generated from (`wit/<version>/`).
-pub const WIT_VERSION: &str = "0.1.1";
+pub const WIT_VERSION: &str = "0.1.2";
 
 /// The versions of [`WIT_PACKAGE`] this host links, as users read them: `wharf:plugin@0.1.x`.
 /// Semver, the 0.x way: 0.1.x plugins are compatible with each other, 0.2 or 1.0 are not.
-/// wasmtime's linker resolves an import of any compatible version (say `@0.1.3`) to our `@0.1.1`
+/// wasmtime's linker resolves an import of any compatible version (say `@0.1.3`) to our `@0.1.2`
 /// definitions; what a newer patch added and this host lacks fails linking with a hint.
 pub fn supported_wit_versions() -> String {
     let (major, minor, _) = parse_version(WIT_VERSION).expect("WIT_VERSION is a version");
@@ -56,6 +59,8 @@ pub struct Plugin {
     /// `wharf:plugin` interfaces it imports (e.g. `ecs`, `log`), without package and version.
     pub capability_imports: Vec<String>,
     pre: StepPre<SandboxState>,
+    /// Where the `parts` export is, if the plugin has one (`step-with-parts` world).
+    parts: Option<PartsIndices>,
 }
 
 impl Plugin {
@@ -78,6 +83,8 @@ impl Plugin {
             name: name.to_string(),
             detail: format!("{e:#}{}", imports.newer_hint()),
         })?;
+        // Plugins of the plain `step` world have no `parts` export; they just cannot start parts.
+        let parts = PartsIndices::new(&instance_pre).ok();
         let pre = StepPre::new(instance_pre)
             .map_err(|e| PluginError::Link { name: name.to_string(), detail: format!("{e:#}") })?;
         let mut plugin = Plugin {
@@ -92,6 +99,7 @@ impl Plugin {
             },
             capability_imports,
             pre,
+            parts,
         };
         plugin.info = plugin.describe().await?;
         Ok(plugin)
@@ -128,14 +136,28 @@ impl Plugin {
         Ok(())
     }
 
-    /// Runs one attempt in a fresh sandbox.
+    /// Runs one attempt in a fresh sandbox; its parts (if it starts any) in sandboxes of their own.
     pub async fn run_attempt(
-        &self,
-        state: SandboxState,
+        self: &Arc<Self>,
+        mut state: SandboxState,
         limits: &AttemptLimits,
         context: super::bindings::StepContext,
     ) -> Result<Result<String, super::bindings::WitError>, super::AttemptError> {
-        sandbox::run(&self.pre, state, limits, context).await
+        state.parts = Some(PartRunner {
+            plugin: self.clone(),
+            limits: *limits,
+            context: context.clone(),
+            deadline: std::time::Instant::now() + limits.timeout,
+        });
+        sandbox::run(Entry::Run(&self.pre, context), state, limits).await
+    }
+
+    pub(crate) fn pre(&self) -> &StepPre<SandboxState> {
+        &self.pre
+    }
+
+    pub(crate) fn parts_indices(&self) -> Option<&PartsIndices> {
+        self.parts.as_ref()
     }
 }
 

@@ -49,6 +49,9 @@ impl Host {
         // Rust wasip2 guests import WASI even when they use none of it; the context grants nothing.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         Step::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+        super::bindings::with_parts::wharf::plugin::parallel::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| {
+            state
+        })?;
         Ok(Host {
             engine,
             linker,

@@ -1,8 +1,10 @@
 //! The sandbox one step attempt runs in: a fresh store, WASI that grants nothing, a memory cap,
 //! and a deadline. Whatever the guest does, the worst outcome is an [`AttemptError`].
 
+use super::bindings::with_parts::exports::wharf::plugin::parts::GuestIndices as PartsIndices;
 use super::bindings::{StepContext, StepPre, WitError};
 use super::engine::EPOCH_TICK;
+use super::parts::PartRunner;
 use crate::capabilities::Capabilities;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -82,6 +84,10 @@ pub struct SandboxState {
     stderr: MemoryOutputPipe,
     /// `None` while describing a plugin: capability calls are refused then.
     pub(crate) caps: Option<Capabilities>,
+    /// The directories granted to the step, for its parts' sandboxes.
+    pub(crate) read_only_dirs: Vec<(PathBuf, String)>,
+    /// How this attempt starts parts (`parallel.run-all`); `None` in a part and in `describe`.
+    pub(crate) parts: Option<PartRunner>,
 }
 
 impl SandboxState {
@@ -112,6 +118,8 @@ impl SandboxState {
             memory: MemoryCap { limit: memory_bytes, exceeded: None },
             stderr,
             caps,
+            read_only_dirs: read_only_dirs.to_vec(),
+            parts: None,
         })
     }
 
@@ -167,25 +175,48 @@ fn ticks(timeout: Duration) -> u64 {
 }
 
 /// Instantiates the plugin in a fresh store and calls its `run` export once.
+/// What a sandbox runs: an attempt (`run`), or one part of one (`parts.run-part`).
+pub(crate) enum Entry<'a> {
+    Run(&'a StepPre<SandboxState>, StepContext),
+    Part {
+        pre: &'a StepPre<SandboxState>,
+        indices: &'a PartsIndices,
+        context: StepContext,
+        part: String,
+        input: String,
+    },
+}
+
 pub(crate) async fn run(
-    pre: &StepPre<SandboxState>,
+    entry: Entry<'_>,
     state: SandboxState,
     limits: &AttemptLimits,
-    context: StepContext,
 ) -> Result<Result<String, WitError>, AttemptError> {
-    let mut store = Store::new(pre.engine(), state);
+    let engine = match &entry {
+        Entry::Run(pre, _) | Entry::Part { pre, .. } => pre.engine().clone(),
+    };
+    let mut store = Store::new(&engine, state);
     store.limiter(|s| &mut s.memory);
     store.set_hostcall_fuel(MAX_HOST_TRANSFER);
     // The deadline is relative to the current epoch, so it is set right before the call.
     store.set_epoch_deadline(ticks(limits.timeout));
     store.epoch_deadline_trap();
 
+    // The copy out of guest memory is bounded by the hostcall fuel. (Lifting lazily with
+    // `WasmStr` cannot work: wasmtime runs the guest's post-return, freeing the strings, before
+    // `call_async` returns.)
     let call = async {
-        let step = pre.instantiate_async(&mut store).await.map_err(Failure::Instantiate)?;
-        // The copy out of guest memory is bounded by the hostcall fuel. (Lifting lazily with
-        // `WasmStr` cannot work: wasmtime runs the guest's post-return, freeing the strings,
-        // before `call_async` returns.)
-        let result = step.call_run(&mut store, &context).await.map_err(Failure::Trap)?;
+        let result = match entry {
+            Entry::Run(pre, context) => {
+                let step = pre.instantiate_async(&mut store).await.map_err(Failure::Instantiate)?;
+                step.call_run(&mut store, &context).await.map_err(Failure::Trap)?
+            }
+            Entry::Part { pre, indices, context, part, input } => {
+                let instance = pre.instance_pre().instantiate_async(&mut store).await.map_err(Failure::Instantiate)?;
+                let parts = indices.load(&mut store, &instance).map_err(Failure::Instantiate)?;
+                parts.call_run_part(&mut store, &context, &part, &input).await.map_err(Failure::Trap)?
+            }
+        };
         bounded(result)
     };
     // The epoch stops a spinning guest; this timeout also covers a guest blocked in a host call.

@@ -4,7 +4,8 @@
 //! plugin's own `Deserialize` struct, outputs leave as its own `Serialize` struct, and host
 //! capabilities are plain functions in the capability modules ([`ecs`], [`ec2`], [`iam`],
 //! [`secrets`], [`s3`], [`logs`], [`ledger`], [`registry`], [`log`]) that return the host's
-//! error, which `?` turns into this crate's [`Error`].
+//! error, which `?` turns into this crate's [`Error`]. Independent work can run as [`parallel`]
+//! parts of the step.
 //!
 //! Plugins are unit-tested on the host with plain `cargo test`: there the capability functions
 //! are answered by a [`testing::FakeHost`] the test configures. The guide is
@@ -43,6 +44,7 @@ mod host_fn;
 mod caps;
 mod error;
 mod macros;
+pub mod parallel;
 mod step;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
@@ -55,11 +57,11 @@ pub use step::{Context, Step};
 /// The WIT package plugins built with this SDK import: `wharf:plugin`.
 pub const WIT_PACKAGE: &str = "wharf:plugin";
 /// The version of [`WIT_PACKAGE`] this SDK was generated from (see `wharf plugin inspect`).
-pub const WIT_VERSION: &str = "0.1.1";
+pub const WIT_VERSION: &str = "0.1.2";
 
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::step::{describe, run};
+    pub use crate::step::{describe, run, run_part};
 }
 
 /// Raw bindings generated from the WIT package. Prefer the typed wrappers of this crate: only
@@ -69,7 +71,7 @@ pub mod __private {
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit/0.1",
-        world: "step",
+        world: "step-with-parts",
         pub_export_macro: true,
         export_macro_name: "export",
         default_bindings_module: "wharf_plugin_sdk::bindings",

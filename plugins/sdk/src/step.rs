@@ -70,6 +70,35 @@ pub trait Step {
     const GRANTS: &'static [&'static str];
     /// Runs one attempt.
     fn run(ctx: &Context, input: Self::Input) -> Result<Self::Output, Error>;
+
+    /// Runs one part of an attempt, started by [`parallel::run_all`](crate::parallel::run_all)
+    /// from `run`: `input` and the result are the part's JSON ([`parallel::input`](crate::parallel::input),
+    /// [`parallel::encode`](crate::parallel::encode)). Steps without parts keep this default.
+    fn run_part(_ctx: &Context, part: &str, _input: &str) -> Result<String, Error> {
+        Err(Error::permanent("UnknownPart", format!("plugin {} has no part named {part:?}", Self::NAME)))
+    }
+}
+
+impl From<StepContext> for Context {
+    fn from(ctx: StepContext) -> Context {
+        Context {
+            run_id: ctx.run_id,
+            step_id: ctx.step_id,
+            attempt: ctx.attempt,
+            idempotency_key: ctx.idempotency_key,
+            in_doubt: ctx.in_doubt,
+            planning: ctx.planning,
+        }
+    }
+}
+
+#[doc(hidden)]
+pub fn run_part<S: Step>(
+    ctx: StepContext,
+    part: String,
+    input: String,
+) -> Result<String, crate::bindings::wharf::plugin::types::Error> {
+    S::run_part(&Context::from(ctx), &part, &input).map_err(|e| e.0)
 }
 
 #[doc(hidden)]
@@ -87,20 +116,12 @@ pub fn run<S: Step>(ctx: StepContext) -> Result<String, crate::bindings::wharf::
     let input: S::Input = serde_json::from_str(&ctx.inputs).map_err(|e| {
         Error::invalid_input(format!("step `{}` inputs do not match what {} expects: {e}", ctx.step_id, S::NAME)).0
     })?;
-    let context = Context {
-        run_id: ctx.run_id,
-        step_id: ctx.step_id,
-        attempt: ctx.attempt,
-        idempotency_key: ctx.idempotency_key,
-        in_doubt: ctx.in_doubt,
-        planning: ctx.planning,
-    };
-    let output = S::run(&context, input).map_err(|e| e.0)?;
+    let output = S::run(&Context::from(ctx), input).map_err(|e| e.0)?;
     serde_json::to_string(&output)
         .map_err(|e| Error::permanent("OutputNotSerializable", format!("outputs could not be encoded: {e}")).0)
 }
 
-/// Exports a [`Step`] implementation as the component's `describe` and `run` functions (once
+/// Exports a [`Step`] implementation as the component's `describe`, `run` and `run-part` functions (once
 /// per plugin crate). The version `describe` reports is the plugin crate's own.
 ///
 /// ```ignore
@@ -111,6 +132,15 @@ macro_rules! export_step {
     ($step:ty) => {
         #[doc(hidden)]
         pub struct __WharfExportedStep;
+        impl $crate::bindings::exports::wharf::plugin::parts::Guest for __WharfExportedStep {
+            fn run_part(
+                ctx: $crate::bindings::wharf::plugin::types::StepContext,
+                part: ::std::string::String,
+                input: ::std::string::String,
+            ) -> ::core::result::Result<::std::string::String, $crate::bindings::wharf::plugin::types::Error> {
+                $crate::__private::run_part::<$step>(ctx, part, input)
+            }
+        }
         impl $crate::bindings::Guest for __WharfExportedStep {
             fn describe() -> $crate::bindings::wharf::plugin::types::PluginInfo {
                 $crate::__private::describe::<$step>(env!("CARGO_PKG_VERSION"))
@@ -121,6 +151,9 @@ macro_rules! export_step {
                 $crate::__private::run::<$step>(ctx)
             }
         }
+        // Only components export: a native build (a plugin's `cargo test` of its cdylib) cannot
+        // carry the interface-qualified symbol names (`wharf:plugin/parts@0.1.2#run-part`).
+        #[cfg(target_arch = "wasm32")]
         $crate::bindings::export!(__WharfExportedStep);
     };
 }

@@ -35,7 +35,12 @@ struct State {
     handlers: HashMap<&'static str, Box<dyn Any>>,
     calls: Vec<Call>,
     logs: Vec<String>,
+    /// The running step's context and its `run_part`, for [`crate::parallel::run_all`]; `None`
+    /// inside a part (a part cannot start parts, as on the host).
+    parts: Option<(Context, PartFn)>,
 }
+
+type PartFn = fn(&Context, &str, &str) -> Result<String, Error>;
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<RefCell<State>>>> = const { RefCell::new(None) };
@@ -123,7 +128,10 @@ impl FakeHost {
             planning: ctx.planning,
             inputs: inputs.to_string(),
         };
-        let output = crate::step::run::<S>(context)?;
+        self.state.borrow_mut().parts = Some((ctx.clone(), S::run_part));
+        let output = crate::step::run::<S>(context);
+        self.state.borrow_mut().parts = None;
+        let output = output?;
         Ok(serde_json::from_str(&output).expect("the SDK encodes outputs as JSON"))
     }
 
@@ -243,6 +251,22 @@ pub fn dispatch<H: 'static, T>(
 }
 
 /// Records (and prints, for `cargo test -- --nocapture`) a log line; works with no fake host too.
+/// [`crate::parallel::run_all`] off wasm: the parts one after the other, in order, each through
+/// the step's `run_part` with the step's context, with the host's limits.
+pub(crate) fn run_parts(parts: &[crate::parallel::Part]) -> Vec<Result<String, Error>> {
+    let state = current().expect("parallel::run_all called outside a FakeHost::run");
+    let refused = |why: &str| parts.iter().map(|_| Err(Error::permanent("PartsRefused", why.to_string()))).collect();
+    if parts.len() > crate::parallel::MAX_PARTS {
+        return refused(&format!("at most {} parts at once, not {}", crate::parallel::MAX_PARTS, parts.len()));
+    }
+    let Some((ctx, run_part)) = state.borrow_mut().parts.take() else {
+        return refused("a part cannot start parts of its own");
+    };
+    let results = parts.iter().map(|p| run_part(&ctx, &p.name, &p.input)).collect();
+    state.borrow_mut().parts = Some((ctx, run_part));
+    results
+}
+
 pub(crate) fn log(level: &str, message: &str) {
     eprintln!("[{level}] {message}");
     if let Some(state) = current() {

@@ -167,4 +167,12 @@ fn recurse(depth: u64) -> u64 {
     recurse(depth + 1) + pad[3]
 }
 
+/// A part misbehaves like a step: its input is a step input (`mode`, ...).
+impl wharf_plugin_sdk::bindings::exports::wharf::plugin::parts::Guest for Hostile {
+    fn run_part(_ctx: StepContext, _part: String, input: String) -> Result<String, WitError> {
+        let input: Input = serde_json::from_str(&input).map_err(|e| wit(Error::invalid_input(e.to_string())))?;
+        run(input).map_err(wit)
+    }
+}
+
 wharf_plugin_sdk::bindings::export!(Hostile);

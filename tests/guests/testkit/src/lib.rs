@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 use serde_json::{Value, json};
+use wharf_plugin_sdk::parallel::{self, Part};
 use wharf_plugin_sdk::{Context, Error, Step, log};
 
 #[derive(Deserialize)]
@@ -17,6 +18,9 @@ struct Input {
     /// For `sleep`: milliseconds to sleep.
     #[serde(default)]
     millis: u64,
+    /// For `parts`: the parts to start, by name (see `run_part`).
+    #[serde(default)]
+    parts: Vec<String>,
 }
 
 struct Testkit;
@@ -66,7 +70,44 @@ impl Step for Testkit {
             },
             "read-env" => Ok(json!({ "vars": std::env::vars().count() })),
             "panic" => panic!("testkit panics on purpose"),
+            // Starts the named parts at once; reports each one's output or error, in order.
+            "parts" => {
+                let parts: Vec<Part> = input
+                    .parts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, name)| Part::new(name, &json!({ "index": i, "value": input.value })))
+                    .collect::<Result<_, _>>()?;
+                let results = parallel::run_all(&parts)
+                    .into_iter()
+                    .map(|r| match parallel::output::<Value>(r) {
+                        Ok(out) => json!({ "ok": out }),
+                        Err(e) => json!({ "error": e.code(), "message": e.message() }),
+                    })
+                    .collect::<Vec<_>>();
+                Ok(json!({ "parts": results }))
+            }
             other => Err(Error::invalid_input(format!("unknown mode `{other}`"))),
+        }
+    }
+
+    fn run_part(ctx: &Context, part: &str, input: &str) -> Result<String, Error> {
+        let input: Value = parallel::input(part, input)?;
+        match part {
+            "echo" => {
+                log::info(&format!("part {} echoing", input["index"]));
+                parallel::encode(
+                    part,
+                    &json!({ "index": input["index"], "value": input["value"], "attempt": ctx.attempt }),
+                )
+            }
+            "fail" => Err(Error::permanent("PartBroken", format!("part {} fails on purpose", input["index"]))),
+            "panic" => panic!("testkit part panics on purpose"),
+            "nested" => {
+                let results = parallel::run_all(&[Part::new("echo", &input)?]);
+                results.into_iter().next().expect("one result").map(|_| "\"nested ran\"".to_string())
+            }
+            other => Err(Error::invalid_input(format!("unknown part `{other}`"))),
         }
     }
 }
