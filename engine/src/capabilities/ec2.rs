@@ -13,6 +13,7 @@ use crate::host::sandbox::SandboxState;
 use crate::journal::Resource;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{self as model, AttributeBooleanValue, Filter, ResourceType, Tag, TagSpecification};
+use futures_util::future::try_join_all;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -94,16 +95,16 @@ impl Host for SandboxState {
         // One attribute per ModifyVpcAttribute call. DNS hostnames are needed by Fargate tasks
         // that pull from ECR or resolve AWS endpoints (and by moto's RunTask).
         let id = vpc.id.as_str();
-        settle(|| {
+        // Both at once: they are independent, and each is a round trip.
+        let dns_support = settle(|| {
             let send = ec2.modify_vpc_attribute().vpc_id(id).enable_dns_support(enabled()).send();
             caps.call("ec2:ModifyVpcAttribute", id, send)
-        })
-        .await?;
-        settle(|| {
+        });
+        let dns_hostnames = settle(|| {
             let send = ec2.modify_vpc_attribute().vpc_id(id).enable_dns_hostnames(enabled()).send();
             caps.call("ec2:ModifyVpcAttribute", id, send)
-        })
-        .await?;
+        });
+        tokio::try_join!(dns_support, dns_hostnames)?;
         Ok(vpc)
     }
 
@@ -156,11 +157,16 @@ impl Host for SandboxState {
         // Four resources in several calls: each part is found (by this step's tags) before it is
         // made, so a retry after a failure halfway finishes the job instead of duplicating it.
         let ec2 = caps.aws().ec2().await?;
-        let igw_id = ensure_gateway(caps, ec2, &vpc_id, &name).await?;
-        let table = ensure_route_table(caps, ec2, &vpc_id, &name).await?;
+        // The gateway and the table do not depend on each other; the route and the associations
+        // depend on both but not on each other: two rounds of calls made at once, not eight calls.
+        let (igw_id, table) =
+            tokio::try_join!(ensure_gateway(caps, ec2, &vpc_id, &name), ensure_route_table(caps, ec2, &vpc_id, &name))?;
         let table_id =
             table.route_table_id().ok_or_else(|| super::incomplete_response("CreateRouteTable", "routeTableId"))?;
-        if !table.routes().iter().any(|r| r.destination_cidr_block() == Some("0.0.0.0/0")) {
+        let route = async {
+            if table.routes().iter().any(|r| r.destination_cidr_block() == Some("0.0.0.0/0")) {
+                return Ok(());
+            }
             settle(|| {
                 let send = ec2
                     .create_route()
@@ -170,18 +176,19 @@ impl Host for SandboxState {
                     .send();
                 caps.call("ec2:CreateRoute", table_id, send)
             })
-            .await?;
-        }
-        for subnet in &subnet_ids {
-            if table.associations().iter().any(|a| a.subnet_id() == Some(subnet.as_str())) {
-                continue;
-            }
-            settle(|| {
+            .await
+            .map(drop)
+        };
+        let unassociated = subnet_ids
+            .iter()
+            .filter(|subnet| !table.associations().iter().any(|a| a.subnet_id() == Some(subnet.as_str())));
+        let associations = unassociated.map(|subnet| {
+            settle(move || {
                 let send = ec2.associate_route_table().route_table_id(table_id).subnet_id(subnet).send();
                 caps.call("ec2:AssociateRouteTable", subnet, send)
             })
-            .await?;
-        }
+        });
+        tokio::try_join!(route, try_join_all(associations))?;
         Ok(table_id.to_string())
     }
 
@@ -355,14 +362,18 @@ pub(crate) async fn delete(
 async fn delete_route_table(caps: &Capabilities, ec2: &Client, id: &str) -> Result<(), WitError> {
     let out = caps.call("ec2:DescribeRouteTables", id, ec2.describe_route_tables().route_table_ids(id).send()).await?;
     let associations = out.route_tables().iter().flat_map(|t| t.associations());
-    for assoc in associations.filter(|a| a.main() != Some(true)) {
-        let Some(assoc_id) = assoc.route_table_association_id() else { continue };
-        let send = ec2.disassociate_route_table().association_id(assoc_id).send();
-        match caps.call("ec2:DisassociateRouteTable", assoc_id, send).await {
-            Err(e) if e.code == "InvalidAssociationID.NotFound" => {}
-            other => other.map(drop)?,
-        }
-    }
+    // All at once: each is a round trip, and they do not depend on each other.
+    let disassociations = associations
+        .filter(|a| a.main() != Some(true))
+        .filter_map(|a| a.route_table_association_id())
+        .map(|assoc_id| async move {
+            let send = ec2.disassociate_route_table().association_id(assoc_id).send();
+            match caps.call("ec2:DisassociateRouteTable", assoc_id, send).await {
+                Err(e) if e.code == "InvalidAssociationID.NotFound" => Ok(()),
+                other => other.map(drop),
+            }
+        });
+    try_join_all(disassociations).await?;
     caps.call("ec2:DeleteRouteTable", id, ec2.delete_route_table().route_table_id(id).send()).await.map(drop)
 }
 
