@@ -110,11 +110,13 @@ async fn deploy_and_teardown_survive_a_20_percent_fault_rate_without_duplicates_
 #[tokio::test(flavor = "multi_thread")]
 async fn access_denied_and_validation_errors_fail_fast_with_their_message() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    for (operation, fault, step_id, code) in [
-        ("CreateRole", Fault::AccessDenied, "roles", "AccessDenied"),
-        ("RegisterTaskDefinition", Fault::Validation, "taskdef", "ValidationException"),
-        ("CreateSecret", Fault::AccessDenied, "registry-secret", "AccessDeniedException"),
-        ("CreateVpc", Fault::AccessDenied, "cluster", "UnauthorizedOperation"),
+    // (operation, fault, step, code, requests: one per resource the step makes at once; the
+    // roles step creates its two roles at the same time, as parts)
+    for (operation, fault, step_id, code, sends) in [
+        ("CreateRole", Fault::AccessDenied, "roles", "AccessDenied", 2),
+        ("RegisterTaskDefinition", Fault::Validation, "taskdef", "ValidationException", 1),
+        ("CreateSecret", Fault::AccessDenied, "registry-secret", "AccessDeniedException", 1),
+        ("CreateVpc", Fault::AccessDenied, "cluster", "UnauthorizedOperation", 1),
     ] {
         wharf_tests::reset_moto();
         let config = aws_config().await;
@@ -136,7 +138,7 @@ async fn access_denied_and_validation_errors_fail_fast_with_their_message() {
         let message = failed["last"]["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains("injected by the fault proxy"), "{operation}: AWS's message is kept: {message}");
         assert!(stderr.contains("injected by the fault proxy"), "{operation}: the CLI shows it: {stderr}");
-        assert_eq!(proxy.stats().operations.get(operation), Some(&1), "{operation}: sent once, not retried");
+        assert_eq!(proxy.stats().operations.get(operation), Some(&sends), "{operation}: sent once each, not retried");
         eprintln!("faults: {operation} {fault:?}: failed fast in {:?}", started.elapsed());
     }
 }

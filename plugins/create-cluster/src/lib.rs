@@ -2,6 +2,7 @@
 //! before it is created so re-runs and resumed attempts never duplicate anything.
 
 mod network;
+mod parts;
 
 use network::{Network, NetworkPlan};
 use serde::{Deserialize, Serialize};
@@ -72,34 +73,47 @@ impl Step for CreateCluster {
     ];
 
     fn run(_ctx: &Context, input: Input) -> Result<Output, Error> {
-        // Validate everything before creating anything; the network goes first because its
-        // checks against AWS (given subnets in the given VPC, a default VPC existing) can fail.
+        // Validate everything before creating anything.
         let plan = NetworkPlan::from_input(&input)?;
-        let net = network::provision(&input.name, &plan)?;
-        let cluster = ensure_cluster(&input)?;
+        let (net, cluster_arn, cluster_name) = match &plan {
+            // A new VPC is created anyway, so the cluster is made at the same time (parts.rs).
+            NetworkPlan::NewVpc { cidr, subnet_cidrs, security_group } => {
+                let (net, cluster) = parts::new_vpc_and_cluster(&input, cidr, subnet_cidrs, security_group)?;
+                (net, cluster.arn, cluster.name)
+            }
+            // The network goes first: its checks against AWS (given subnets in the given VPC, a
+            // default VPC existing) can fail, and then no cluster is made.
+            _ => {
+                let net = network::provision(&input.name, &plan)?;
+                let cluster = ensure_cluster(&input.name, input.container_insights)?;
+                (net, cluster.arn, cluster.name)
+            }
+        };
         Ok(Output {
-            cluster_arn: cluster.arn,
-            cluster_name: cluster.name,
+            cluster_arn,
+            cluster_name,
             vpc_id: net.vpc_id,
             subnet_ids: net.subnet_ids,
             security_group_id: net.security_group_ids[0].clone(),
             security_group_ids: net.security_group_ids,
         })
     }
+
+    fn run_part(_ctx: &Context, part: &str, input: &str) -> Result<String, Error> {
+        parts::run_part(part, input)
+    }
 }
 
 /// Find before create: a resumed or re-run step adopts the cluster it already made.
-fn ensure_cluster(input: &Input) -> Result<ecs::Cluster, Error> {
-    match ecs::describe_cluster(&input.name)? {
-        Some(existing) if existing.container_insights == input.container_insights => {
+fn ensure_cluster(name: &str, container_insights: bool) -> Result<ecs::Cluster, Error> {
+    match ecs::describe_cluster(name)? {
+        Some(existing) if existing.container_insights == container_insights => {
             log::info(&format!("cluster {} already exists; reusing it", existing.arn));
             Ok(existing)
         }
         _ => {
-            let created = ecs::create_cluster(&ecs::CreateClusterRequest {
-                name: input.name.clone(),
-                container_insights: input.container_insights,
-            })?;
+            let created =
+                ecs::create_cluster(&ecs::CreateClusterRequest { name: name.to_string(), container_insights })?;
             log::info(&format!("cluster {} is {}", created.arn, created.status));
             Ok(created)
         }
@@ -181,5 +195,69 @@ mod tests {
         let err = host.run::<CreateCluster>(json!({ "name": "web" })).unwrap_err();
         assert!(err.message().contains("no default VPC"), "{err}");
         assert!(host.calls_to("ecs::describe_cluster").is_empty());
+    }
+
+    /// A new VPC: the VPC, zones and cluster are one round of parts, the subnets and the group
+    /// the next, then the route; a subnet that already exists is adopted, not made again.
+    #[test]
+    fn a_new_vpc_is_built_in_rounds_of_parts_and_existing_subnets_are_adopted() {
+        let host = FakeHost::new();
+        host.on_find_vpc(|_| Ok(None));
+        host.on_create_vpc(|name, cidr| {
+            assert_eq!((name, cidr), ("web-vpc", "10.0.0.0/16"));
+            Ok(ec2::Vpc { id: "vpc-9".into(), cidr_block: cidr.into(), is_default: false })
+        });
+        host.on_availability_zones(|| Ok(vec!["eu-west-1a".into(), "eu-west-1b".into()]));
+        host.on_describe_cluster(|_| Ok(None));
+        host.on_create_cluster(|_| Ok(cluster(true)));
+        host.on_subnets(|vpc| {
+            Ok(vec![ec2::Subnet {
+                id: "subnet-old".into(),
+                vpc_id: vpc.into(),
+                availability_zone: "eu-west-1a".into(),
+                cidr_block: "10.0.0.0/24".into(),
+                map_public_ip_on_launch: true,
+            }])
+        });
+        host.on_find_security_group(|_, _| Ok(None));
+        host.on_create_security_group(|vpc, name, _, _| {
+            Ok(ec2::SecurityGroup { id: "sg-9".into(), name: name.into(), vpc_id: vpc.into() })
+        });
+        host.on_create_public_subnet(|vpc, name, cidr, zone| {
+            assert_eq!((name, cidr, zone), ("web-public-2", "10.0.1.0/24", "eu-west-1b"));
+            Ok(ec2::Subnet {
+                id: "subnet-new".into(),
+                vpc_id: vpc.into(),
+                availability_zone: zone.into(),
+                cidr_block: cidr.into(),
+                map_public_ip_on_launch: true,
+            })
+        });
+        host.on_create_internet_route(|_, _, subnets| {
+            assert_eq!(subnets, ["subnet-old", "subnet-new"]);
+            Ok("rtb-9".into())
+        });
+        let out = host
+            .run::<CreateCluster>(json!({ "name": "web", "network": "new-vpc", "container_insights": true }))
+            .unwrap();
+        assert_eq!(out["subnet_ids"], json!(["subnet-old", "subnet-new"]), "the CIDRs' order, old or new");
+        assert_eq!((out["vpc_id"].as_str(), out["security_group_id"].as_str()), (Some("vpc-9"), Some("sg-9")));
+        assert_eq!(out["cluster_arn"], "arn:aws:ecs:eu-west-1:1:cluster/web");
+        let calls: Vec<String> = host.calls().iter().map(|c| c.function.to_string()).collect();
+        assert_eq!(
+            calls,
+            [
+                "ec2::find_vpc",
+                "ec2::create_vpc",
+                "ec2::availability_zones",
+                "ecs::describe_cluster",
+                "ecs::create_cluster",
+                "ec2::subnets",
+                "ec2::find_security_group",
+                "ec2::create_security_group",
+                "ec2::create_public_subnet",
+                "ec2::create_internet_route",
+            ]
+        );
     }
 }

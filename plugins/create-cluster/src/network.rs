@@ -136,7 +136,7 @@ pub fn public_subnet_cidrs(vpc_cidr: &str) -> Result<[String; 2], String> {
     Ok([block(0), block(1)])
 }
 
-/// Creates or finds the planned network.
+/// Creates or finds the planned network of `network = "default-vpc"` or `"given"`.
 pub fn provision(name: &str, plan: &NetworkPlan) -> Result<Provisioned, Error> {
     match plan {
         NetworkPlan::DefaultVpc { security_group } => {
@@ -154,7 +154,7 @@ pub fn provision(name: &str, plan: &NetworkPlan) -> Result<Provisioned, Error> {
             let group = ensure_security_group(&vpc.id, name, security_group)?;
             Ok(Provisioned { vpc_id: vpc.id, subnet_ids, security_group_ids: vec![group] })
         }
-        NetworkPlan::NewVpc { cidr, subnet_cidrs, security_group } => new_vpc(name, cidr, subnet_cidrs, security_group),
+        NetworkPlan::NewVpc { .. } => unreachable!("a new VPC is built with the cluster, in parts (parts.rs)"),
         NetworkPlan::Given { vpc_id, subnets, security_groups } => {
             let in_vpc = ec2::subnets(vpc_id)?;
             if let Some(missing) = subnets.iter().find(|s| !in_vpc.iter().any(|v| &v.id == *s)) {
@@ -169,36 +169,7 @@ pub fn provision(name: &str, plan: &NetworkPlan) -> Result<Provisioned, Error> {
     }
 }
 
-fn new_vpc(name: &str, cidr: &str, subnet_cidrs: &[String; 2], group: &GroupSpec) -> Result<Provisioned, Error> {
-    let vpc_name = format!("{name}-vpc");
-    let vpc = match ec2::find_vpc(&vpc_name)? {
-        Some(vpc) => {
-            log::info(&format!("VPC {} ({vpc_name}) already exists; reusing it", vpc.id));
-            vpc
-        }
-        None => ec2::create_vpc(&vpc_name, cidr)?,
-    };
-    let zones = ec2::availability_zones()?;
-    if zones.len() < 2 {
-        let message = format!("the region has {} availability zone(s); a new VPC needs two", zones.len());
-        return Err(Error::permanent("TooFewZones", message));
-    }
-    let existing = ec2::subnets(&vpc.id)?;
-    let mut subnet_ids = Vec::new();
-    for (i, block) in subnet_cidrs.iter().enumerate() {
-        let id = match existing.iter().find(|s| &s.cidr_block == block) {
-            Some(found) => found.id.clone(),
-            None => ec2::create_public_subnet(&vpc.id, &format!("{name}-public-{}", i + 1), block, &zones[i])?.id,
-        };
-        subnet_ids.push(id);
-    }
-    let table = ec2::create_internet_route(&vpc.id, &format!("{name}-public"), &subnet_ids)?;
-    log::info(&format!("VPC {} routes {} to the internet through {table}", vpc.id, subnet_ids.join(", ")));
-    let group = ensure_security_group(&vpc.id, name, group)?;
-    Ok(Provisioned { vpc_id: vpc.id, subnet_ids, security_group_ids: vec![group] })
-}
-
-fn ensure_security_group(vpc_id: &str, cluster: &str, spec: &GroupSpec) -> Result<String, Error> {
+pub(crate) fn ensure_security_group(vpc_id: &str, cluster: &str, spec: &GroupSpec) -> Result<String, Error> {
     if let Some(found) = ec2::find_security_group(vpc_id, &spec.name)? {
         // Its rules are not compared or changed: a group found here may be shared with others.
         log::info(&format!("security group {} ({}) already exists; reusing it as it is", found.id, spec.name));

@@ -7,12 +7,14 @@
 //!   `wharf-registry-secret` allowing `secretsmanager:GetSecretValue` on that one secret.
 //!
 //! Existing roles are adopted only when their trust policy means the same as ours; inline policies
-//! are rewritten when their meaning differs. Re-running is a no-op.
+//! are rewritten when their meaning differs. Re-running is a no-op. The two roles are made at
+//! the same time, as two parts of the step.
 
 mod policy;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use wharf_plugin_sdk::parallel::{self, Part};
 use wharf_plugin_sdk::{Context, Error, Step, iam, log};
 
 /// Name of the task role's inline S3 policy.
@@ -76,26 +78,14 @@ impl Step for CreateRoles {
         let registry = input.registry_secret_arn.as_deref().map(policy::registry_secret_policy).transpose();
         let registry = registry.map_err(Error::invalid_input)?;
 
-        // A role created just now has no policies: no need to look (and in `wharf plan` it does
-        // not exist to be looked at).
-        let (task, task_is_new) = ensure_role(&input.task_role, "ECS task role (created by wharf)")?;
-        match &s3 {
-            Some(doc) => ensure_inline_policy(&task.name, S3_POLICY, doc, task_is_new)?,
-            None => log::info(&format!("{}: no s3_write/s3_read, so no S3 access", task.name)),
-        }
-
-        let (execution, execution_is_new) =
-            ensure_role(&input.execution_role, "ECS task execution role (created by wharf)")?;
-        let attached = if execution_is_new { Vec::new() } else { iam::attached_policies(&execution.name)? };
-        if attached.iter().any(|arn| arn == policy::EXECUTION_MANAGED_POLICY) {
-            log::info(&format!("{}: AmazonECSTaskExecutionRolePolicy already attached", execution.name));
-        } else {
-            iam::attach_role_policy(&execution.name, policy::EXECUTION_MANAGED_POLICY)?;
-            log::info(&format!("{}: attached AmazonECSTaskExecutionRolePolicy", execution.name));
-        }
-        if let Some(doc) = &registry {
-            ensure_inline_policy(&execution.name, REGISTRY_POLICY, doc, execution_is_new)?;
-        }
+        // The two roles do not depend on each other: both at once, as parts of this step.
+        let results = parallel::run_all(&[
+            Part::new(TASK_ROLE_PART, &RoleIn { name: input.task_role.clone(), policy: s3 })?,
+            Part::new(EXECUTION_ROLE_PART, &RoleIn { name: input.execution_role.clone(), policy: registry })?,
+        ]);
+        let [task, execution] = <[_; 2]>::try_from(results)
+            .map_err(|_| Error::permanent("PartsMissing", "the host returned fewer part results than parts started"))?;
+        let (task, execution): (RoleOut, RoleOut) = (parallel::output(task)?, parallel::output(execution)?);
 
         Ok(Output {
             task_role_arn: task.arn,
@@ -104,10 +94,65 @@ impl Step for CreateRoles {
             execution_role_name: execution.name,
         })
     }
+
+    fn run_part(_ctx: &Context, part: &str, input: &str) -> Result<String, Error> {
+        let role = parallel::input(part, input)?;
+        let out = match part {
+            TASK_ROLE_PART => task_role(role)?,
+            EXECUTION_ROLE_PART => execution_role(role)?,
+            other => return Err(Error::permanent("UnknownPart", format!("create-roles has no part named {other:?}"))),
+        };
+        parallel::encode(part, &out)
+    }
 }
 
 /// The role and whether it was created now; an existing role is adopted only if it trusts
 /// exactly ECS tasks.
+/// The input of a role part: the role and the inline policy it gets (`None`: none).
+#[derive(Serialize, Deserialize)]
+struct RoleIn {
+    name: String,
+    policy: Option<Value>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RoleOut {
+    arn: String,
+    name: String,
+}
+
+const TASK_ROLE_PART: &str = "task-role";
+const EXECUTION_ROLE_PART: &str = "execution-role";
+
+/// The task role: what the containers may do (S3 here).
+fn task_role(input: RoleIn) -> Result<RoleOut, Error> {
+    // A role created just now has no policies: no need to look (and in `wharf plan` it does
+    // not exist to be looked at).
+    let (task, is_new) = ensure_role(&input.name, "ECS task role (created by wharf)")?;
+    match &input.policy {
+        Some(doc) => ensure_inline_policy(&task.name, S3_POLICY, doc, is_new)?,
+        None => log::info(&format!("{}: no s3_write/s3_read, so no S3 access", task.name)),
+    }
+    Ok(RoleOut { arn: task.arn, name: task.name })
+}
+
+/// The task execution role: what ECS may do for the task (pull the image, write logs, read the
+/// registry secret).
+fn execution_role(input: RoleIn) -> Result<RoleOut, Error> {
+    let (execution, is_new) = ensure_role(&input.name, "ECS task execution role (created by wharf)")?;
+    let attached = if is_new { Vec::new() } else { iam::attached_policies(&execution.name)? };
+    if attached.iter().any(|arn| arn == policy::EXECUTION_MANAGED_POLICY) {
+        log::info(&format!("{}: AmazonECSTaskExecutionRolePolicy already attached", execution.name));
+    } else {
+        iam::attach_role_policy(&execution.name, policy::EXECUTION_MANAGED_POLICY)?;
+        log::info(&format!("{}: attached AmazonECSTaskExecutionRolePolicy", execution.name));
+    }
+    if let Some(doc) = &input.policy {
+        ensure_inline_policy(&execution.name, REGISTRY_POLICY, doc, is_new)?;
+    }
+    Ok(RoleOut { arn: execution.arn, name: execution.name })
+}
+
 fn ensure_role(name: &str, description: &str) -> Result<(iam::Role, bool), Error> {
     let trust = policy::trust_policy();
     if let Some(existing) = iam::get_role(name)? {

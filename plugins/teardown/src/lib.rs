@@ -9,6 +9,7 @@ mod order;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 use wharf_plugin_sdk::ledger::{self, DeleteOptions, DeleteOutcome};
+use wharf_plugin_sdk::parallel::{self, Part};
 use wharf_plugin_sdk::{Context, Error, Step, log};
 
 #[derive(Deserialize)]
@@ -83,6 +84,7 @@ impl Step for Teardown {
         let group = input.group.as_deref();
         let live: Vec<_> =
             ledger::entries()?.into_iter().filter(|r| !r.deleted && order::in_group(&r.kind, group)).collect();
+        let mut doomed = Vec::new();
         for resource in order::teardown_order(live) {
             let keep = match resource.kind.as_str() {
                 "logs:log-group" => input.keep_log_groups,
@@ -91,15 +93,20 @@ impl Step for Teardown {
             };
             if keep {
                 output.kept.push(resource.id.clone());
-                continue;
+            } else {
+                doomed.push(resource);
             }
-            match delete_until_done(&resource.kind, &resource.id, &options, deadline) {
-                Ok(DeleteOutcome::AlreadyGone) => output.already_gone += 1,
-                Ok(_) => output.deleted += 1,
-                Err((reason, transient)) => {
-                    log::warn(&format!("could not delete {} {}: {reason}", resource.kind, resource.id));
-                    any_transient |= transient;
-                    leftovers.push(Leftover { kind: resource.kind, id: resource.id, reason });
+        }
+        for wave in order::waves(doomed, group.is_some()) {
+            for (resource, result) in delete_wave(&wave, &options, deadline)? {
+                match result {
+                    Ok(DeleteOutcome::AlreadyGone) => output.already_gone += 1,
+                    Ok(_) => output.deleted += 1,
+                    Err((reason, transient)) => {
+                        log::warn(&format!("could not delete {} {}: {reason}", resource.kind, resource.id));
+                        any_transient |= transient;
+                        leftovers.push(Leftover { kind: resource.kind.clone(), id: resource.id.clone(), reason });
+                    }
                 }
             }
         }
@@ -125,6 +132,86 @@ impl Step for Teardown {
         log::info(&format!("deleted {}, already gone {}", output.deleted, output.already_gone));
         Ok(output)
     }
+
+    fn run_part(_ctx: &Context, part: &str, input: &str) -> Result<String, Error> {
+        if part != DELETE_PART {
+            return Err(Error::permanent("UnknownPart", format!("teardown has no part named {part:?}")));
+        }
+        let i: DeleteIn = parallel::input(part, input)?;
+        let deadline = Instant::now() + Duration::from_millis(i.deadline_in_ms);
+        let options = DeleteOptions { secret_recovery_days: i.secret_recovery_days };
+        let result = delete_until_done(&i.kind, &i.id, &options, deadline);
+        parallel::encode(part, &DeleteOut::from(result))
+    }
+}
+
+const DELETE_PART: &str = "delete";
+
+/// A deletion run as a part of the step.
+#[derive(Serialize, Deserialize)]
+struct DeleteIn {
+    kind: String,
+    id: String,
+    secret_recovery_days: Option<u32>,
+    deadline_in_ms: u64,
+}
+
+/// [`delete_until_done`]'s result, as a part returns it.
+#[derive(Serialize, Deserialize)]
+enum DeleteOut {
+    Deleted,
+    AlreadyGone,
+    Failed { reason: String, transient: bool },
+}
+
+impl From<Result<DeleteOutcome, (String, bool)>> for DeleteOut {
+    fn from(result: Result<DeleteOutcome, (String, bool)>) -> Self {
+        match result {
+            Ok(DeleteOutcome::AlreadyGone) => DeleteOut::AlreadyGone,
+            Ok(_) => DeleteOut::Deleted,
+            Err((reason, transient)) => DeleteOut::Failed { reason, transient },
+        }
+    }
+}
+
+type Deletion<'a> = (&'a ledger::Entry, Result<DeleteOutcome, (String, bool)>);
+
+/// Deletes one wave: a single resource here, more at once as parts (at most
+/// [`parallel::MAX_PARTS`] at a time). A part the host could not run counts as a failed deletion.
+fn delete_wave<'a>(
+    wave: &'a [ledger::Entry],
+    options: &DeleteOptions,
+    deadline: Instant,
+) -> Result<Vec<Deletion<'a>>, Error> {
+    if let [only] = wave {
+        return Ok(vec![(only, delete_until_done(&only.kind, &only.id, options, deadline))]);
+    }
+    let mut done = Vec::new();
+    for chunk in wave.chunks(parallel::MAX_PARTS) {
+        let deadline_in_ms = deadline.saturating_duration_since(Instant::now()).as_millis() as u64;
+        let parts = chunk
+            .iter()
+            .map(|r| {
+                let i = DeleteIn {
+                    kind: r.kind.clone(),
+                    id: r.id.clone(),
+                    secret_recovery_days: options.secret_recovery_days,
+                    deadline_in_ms,
+                };
+                Part::new(DELETE_PART, &i)
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        for (resource, result) in chunk.iter().zip(parallel::run_all(&parts)) {
+            let deletion = match parallel::output::<DeleteOut>(result) {
+                Ok(DeleteOut::Deleted) => Ok(DeleteOutcome::Deleted),
+                Ok(DeleteOut::AlreadyGone) => Ok(DeleteOutcome::AlreadyGone),
+                Ok(DeleteOut::Failed { reason, transient }) => Err((reason, transient)),
+                Err(e) => Err((format!("{}: {}", e.code(), e.message()), e.is_retryable())),
+            };
+            done.push((resource, deletion));
+        }
+    }
+    Ok(done)
 }
 
 /// Deletes one resource, calling again with backoff while the deletion is pending.
