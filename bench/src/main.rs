@@ -16,6 +16,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The same allocator as the `wharf` binary, so the in-process numbers are the binary's.
+#[global_allocator]
+static ALLOCATOR: wharf::alloc::LargeBlocksMapped = wharf::alloc::LargeBlocksMapped;
+
 struct Opts {
     runs: usize,
     cli_runs: usize,

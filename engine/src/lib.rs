@@ -5,6 +5,7 @@
 //! - [`grants`]: capability grants and the checks the host makes on every call.
 //! - [`journal`]: durable run state (sled): runs, attempts, events and the resource ledger.
 
+pub mod alloc;
 pub mod builtin;
 pub mod capabilities;
 pub mod events;
