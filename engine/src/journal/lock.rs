@@ -63,6 +63,16 @@ impl RunLock {
     pub(crate) fn owner(&self) -> &LockOwner {
         &self.owner
     }
+
+    /// Rewrites the owner info as of now (a lock taken ahead of time for a prepared run
+    /// directory, `spare.rs`, claimed now).
+    pub(crate) fn restamp(&mut self) -> std::io::Result<()> {
+        self.owner = current_owner(now_ms());
+        let json = serde_json::to_vec(&self.owner).map_err(std::io::Error::other)?;
+        self.file.set_len(0)?;
+        self.file.seek(SeekFrom::Start(0))?;
+        self.file.write_all(&json)
+    }
 }
 
 impl Drop for RunLock {

@@ -19,6 +19,7 @@ mod s3_lock;
 mod s3_store;
 mod sled;
 mod snapshot;
+mod spare;
 #[cfg(test)]
 mod tests;
 mod views;

@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::lock::RunLock;
+use super::spare;
 use super::views::{self, Views};
 use super::{
     AttemptRecord, Event, JournalError, NewEvent, Resource, RunJournal, RunRecord, RunSnapshot, RunStatus,
@@ -36,7 +37,6 @@ pub struct SledBackend {
 impl SledBackend {
     /// Uses (and creates, if needed) `<state_dir>/runs`.
     pub fn new(state_dir: &Path) -> Result<Self, JournalError> {
-        keep_large_allocations_lazy();
         let runs = state_dir.join("runs");
         fs::create_dir_all(&runs).map_err(|source| JournalError::Io { path: runs, source })?;
         Ok(SledBackend { root: state_dir.to_path_buf() })
@@ -79,22 +79,6 @@ impl SledBackend {
     }
 }
 
-/// Every sled database allocates a zeroed 2 MiB page table when it opens (one per run, here). glibc
-/// serves a large `calloc` from fresh pages, zeroed lazily by the kernel as they are touched, but
-/// only while the size is above its mmap threshold, which it raises (up to 32 MiB) whenever such a
-/// block is freed: from the second run on, each open then memset 2 MiB and faulted in all of its
-/// pages, a quarter of the cost of a short run. A fixed threshold keeps them lazy.
-fn keep_large_allocations_lazy() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        // SAFETY: mallopt only changes allocator tuning; any value is valid for M_MMAP_THRESHOLD.
-        ONCE.call_once(|| unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-        });
-    }
-}
-
 impl SledBackend {
     /// Claims the id and writes the run record; `stamp` sets `updated_at_ms` to now (a new run), without it
     /// the record is kept as given (an imported run).
@@ -104,16 +88,30 @@ impl SledBackend {
             let msg = "run ids may contain only ASCII letters, digits, `-`, `_` and `.`, and not start with `.`";
             return Err(JournalError::Io { path: dir, source: std::io::Error::new(ErrorKind::InvalidInput, msg) });
         }
-        // create_dir (not _all) is the atomic "claim this id" step between concurrent creators.
-        match fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                return Err(JournalError::AlreadyExists { run_id: run.id });
+        // The atomic "claim this id" step between concurrent creators: a prepared directory
+        // renamed into place (spare.rs), or else create_dir (not _all).
+        let runs = self.root.join("runs");
+        let taken = |run_id: String| JournalError::AlreadyExists { run_id };
+        let claimed = match spare::take(&runs) {
+            Some(ready) => match spare::claim(ready, &runs, &dir) {
+                Ok(lock) => Some(lock),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => return Err(taken(run.id)),
+                Err(_) => None,
+            },
+            None => None,
+        };
+        if claimed.is_none() {
+            match fs::create_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => return Err(taken(run.id)),
+                Err(source) => return Err(JournalError::Io { path: dir, source }),
             }
-            Err(source) => return Err(JournalError::Io { path: dir, source }),
         }
         let result = (|| {
-            let lock = RunLock::acquire(&dir.join("lock"), &run.id)?;
+            let lock = match claimed {
+                Some(lock) => lock,
+                None => RunLock::acquire(&dir.join("lock"), &run.id)?,
+            };
             let now = now_ms();
             if run.created_at_ms == 0 {
                 run.created_at_ms = now;

@@ -484,3 +484,43 @@ fn damaged_db_file_variants_never_panic() {
         }
     }
 }
+
+/// Runs are created from prepared directories (spare.rs) when one is ready: the spares are never
+/// listed, a taken id still fails with `AlreadyExists`, and a spare an exited process left
+/// behind (unlocked) is adopted rather than piling up.
+#[test]
+fn prepared_run_directories_are_hidden_claimed_once_and_adopted() {
+    let (dir, b) = backend();
+    let runs = dir.path().join("runs");
+    let spares = || {
+        fs::read_dir(&runs)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with(".spare-"))
+            .collect::<Vec<_>>()
+    };
+    // An exited process's spare: a directory with a lock file nobody holds.
+    fs::create_dir_all(runs.join(".spare-999999-0/journal/blobs")).unwrap();
+    fs::write(runs.join(".spare-999999-0/lock"), "").unwrap();
+
+    for i in 0..5 {
+        let id = format!("r{i}");
+        let journal = b.create_run(sample_run(&id)).unwrap();
+        drop(journal);
+        // The next spare is prepared in the background; wait for it so the next create uses it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while spares().is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        assert_eq!(spares().len(), 1, "one spare at a time, the left-behind one adopted: {:?}", spares());
+    }
+    let (listed, broken) = b.scan_runs().unwrap();
+    assert!(broken.is_empty(), "{broken:?}");
+    let ids: Vec<&str> = listed.iter().map(|s| s.run.id.as_str()).collect();
+    assert_eq!(ids.len(), 5, "spares are not runs: {ids:?}");
+    // A taken id fails as before, and the spare stays for the next run.
+    assert!(matches!(b.create_run(sample_run("r1")), Err(JournalError::AlreadyExists { .. })));
+    assert_eq!(spares().len(), 1);
+    let journal = b.create_run(sample_run("r5")).unwrap();
+    assert_eq!(journal.run().status, RunStatus::Running);
+}
