@@ -28,6 +28,16 @@ pub(crate) struct RunLock {
 impl RunLock {
     /// Takes the lock without blocking: `Locked` (with the owner, when readable) if someone else holds it.
     pub(crate) fn acquire(path: &Path, run_id: &str) -> Result<RunLock, JournalError> {
+        Self::acquire_with(path, run_id, 5)
+    }
+
+    /// Like [`RunLock::acquire`], but fails at once if the lock is held (for a prepared run
+    /// directory that another process may be holding, `spare.rs`: nobody probes those).
+    pub(crate) fn try_acquire(path: &Path) -> Result<RunLock, JournalError> {
+        Self::acquire_with(path, "", 0)
+    }
+
+    fn acquire_with(path: &Path, run_id: &str, retries: u32) -> Result<RunLock, JournalError> {
         let io = |source| JournalError::Io { path: path.to_path_buf(), source };
         // No truncate: the current content is the owner info we may need to report.
         let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io)?;
@@ -37,7 +47,7 @@ impl RunLock {
         loop {
             match FileExt::try_lock_exclusive(&file) {
                 Ok(()) => break,
-                Err(e) if is_contended(&e) && tries < 5 => {
+                Err(e) if is_contended(&e) && tries < retries => {
                     tries += 1;
                     sleep(Duration::from_millis(20));
                 }

@@ -16,7 +16,7 @@ use std::path::Path;
 use super::{AttemptRecord, JournalError, LockOwner, Resource, RunRecord, RunSnapshot, StepSummary, lock};
 
 pub(crate) const FILE: &str = "snapshot.json";
-const TMP: &str = "snapshot.json.tmp";
+pub(crate) const TMP: &str = "snapshot.json.tmp";
 
 /// Builds the view; `attempts` must be ordered by step then attempt (as the journal returns them).
 pub(crate) fn build(

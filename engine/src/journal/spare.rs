@@ -7,9 +7,12 @@
 //! which no listing shows) with its lock already held by this process; creating the next run
 //! renames it into place in one step, which is also the atomic claim of the id.
 //!
-//! A process that exits leaves at most one spare behind, unlocked; the next process adopts it.
+//! The first spare of a state directory is `runs/.spare`: a new process (one `wharf run`) takes
+//! it without listing the directory, so it too creates its run in one rename. A process that
+//! exits leaves at most one spare behind, unlocked; the next process adopts it.
 
 use super::lock::RunLock;
+use super::{snapshot, views};
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -26,29 +29,54 @@ pub(crate) struct Spare {
 struct Pool {
     ready: Option<Spare>,
     preparing: bool,
+    /// Spares left by exited processes were looked for (once per process: the scan reads the
+    /// whole `runs/` directory).
+    scanned: bool,
 }
 
 /// Per `runs/` directory.
 static POOLS: Mutex<Option<HashMap<PathBuf, Pool>>> = Mutex::new(None);
 
-const PREFIX: &str = ".spare-";
+const PREFIX: &str = ".spare";
+/// The first spare's name (see the module's docs); others get `-<pid>-<n>` after it.
+const WELL_KNOWN: &str = ".spare";
 
-/// What a run directory holds before sled opens it (sled makes `conf` itself: its content is
-/// sled's to write). `db` starts empty either way.
+/// What a run directory holds before sled opens it: every file a new run writes, empty. Each is
+/// one that is written in place when it exists (sled's `db`; its `conf`, which sled fills when
+/// empty; the event mirror, appended to) or, for the snapshot, the temporary file renamed over
+/// `snapshot.json`. So creating the run makes no inode at all.
 fn fill(dir: &Path) -> std::io::Result<()> {
-    fs::create_dir_all(dir.join("journal").join("blobs"))?;
-    fs::OpenOptions::new().write(true).create(true).truncate(false).open(dir.join("journal").join("db"))?;
+    let journal = dir.join("journal");
+    fs::create_dir_all(journal.join("blobs"))?;
+    for file in [journal.join("db"), journal.join("conf"), dir.join(views::EVENTS_MIRROR), dir.join(snapshot::TMP)] {
+        fs::OpenOptions::new().write(true).create(true).truncate(false).open(file)?;
+    }
     Ok(())
 }
 
-/// The spare prepared for `runs`, if one is ready. Starts preparing the next one either way.
+/// The spare prepared for `runs`, if one is ready (in a new process: the well-known one, if
+/// nobody holds it). Starts preparing the next one either way.
 pub(crate) fn take(runs: &Path) -> Option<Spare> {
-    let spare = {
+    let (spare, first) = {
         let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
-        pools.get_or_insert_with(HashMap::new).get_mut(runs).and_then(|p| p.ready.take())
+        let pools = pools.get_or_insert_with(HashMap::new);
+        let first = !pools.contains_key(runs);
+        (pools.entry(runs.to_path_buf()).or_default().ready.take(), first)
     };
+    let spare = spare.or_else(|| if first { adopt_well_known(runs) } else { None });
     prepare(runs);
     spare
+}
+
+/// `runs/.spare`, if it exists and nobody holds it.
+fn adopt_well_known(runs: &Path) -> Option<Spare> {
+    let dir = runs.join(WELL_KNOWN);
+    if !dir.join("journal").is_dir() {
+        return None;
+    }
+    let lock = RunLock::try_acquire(&dir.join("lock")).ok()?;
+    fill(&dir).ok()?;
+    Some(Spare { dir, lock })
 }
 
 /// Claims `spare` as the run directory `dir`: a rename that fails if `dir` exists (the id is
@@ -73,19 +101,21 @@ pub(crate) fn claim(spare: Spare, runs: &Path, dir: &Path) -> Result<RunLock, st
 
 /// Prepares a spare for `runs` in the background, unless one is ready or on its way.
 fn prepare(runs: &Path) {
-    {
+    let scanned = {
         let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
         let pool = pools.get_or_insert_with(HashMap::new).entry(runs.to_path_buf()).or_default();
         if pool.ready.is_some() || pool.preparing {
             return;
         }
         pool.preparing = true;
-    }
+        std::mem::replace(&mut pool.scanned, true)
+    };
     let dir = runs.to_path_buf();
     let spawned = std::thread::Builder::new().name("wharf-spare".into()).spawn(move || {
         let runs = dir;
         // A failure only means the next run is created the slow way.
-        let spare = adopt_or_make(&runs).ok();
+        let spare = if scanned { make(&runs) } else { adopt(&runs).map_or_else(|| make(&runs), Ok) };
+        let spare = spare.ok();
         let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
         let pool = pools.get_or_insert_with(HashMap::new).entry(runs).or_default();
         pool.preparing = false;
@@ -101,25 +131,32 @@ fn prepare(runs: &Path) {
     }
 }
 
-/// A spare an exited process left (its lock is free), or a new one.
-fn adopt_or_make(runs: &Path) -> std::io::Result<Spare> {
-    for entry in fs::read_dir(runs)?.flatten() {
+/// A spare an exited process left (its lock is free).
+fn adopt(runs: &Path) -> Option<Spare> {
+    for entry in fs::read_dir(runs).ok()?.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if !name.starts_with(PREFIX) {
             continue;
         }
         let dir = entry.path();
         // Held: another process's spare (or being made). Free: its maker is gone.
-        if let Ok(lock) = RunLock::acquire(&dir.join("lock"), &name) {
+        if let Ok(lock) = RunLock::try_acquire(&dir.join("lock")) {
             if fill(&dir).is_ok() {
-                return Ok(Spare { dir, lock });
+                return Some(Spare { dir, lock });
             }
         }
     }
+    None
+}
+
+fn make(runs: &Path) -> std::io::Result<Spare> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let dir = runs.join(format!("{PREFIX}{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
-    fs::create_dir(&dir)?;
-    let lock = RunLock::acquire(&dir.join("lock"), PREFIX).map_err(std::io::Error::other)?;
+    let mut dir = runs.join(WELL_KNOWN);
+    if fs::create_dir(&dir).is_err() {
+        dir = runs.join(format!("{WELL_KNOWN}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+        fs::create_dir(&dir)?;
+    }
+    let lock = RunLock::try_acquire(&dir.join("lock")).map_err(std::io::Error::other)?;
     fill(&dir)?;
     Ok(Spare { dir, lock })
 }

@@ -496,7 +496,7 @@ fn prepared_run_directories_are_hidden_claimed_once_and_adopted() {
         fs::read_dir(&runs)
             .unwrap()
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.starts_with(".spare-"))
+            .filter(|n| n.starts_with(".spare"))
             .collect::<Vec<_>>()
     };
     // An exited process's spare: a directory with a lock file nobody holds.
@@ -523,4 +523,13 @@ fn prepared_run_directories_are_hidden_claimed_once_and_adopted() {
     assert_eq!(spares().len(), 1);
     let journal = b.create_run(sample_run("r5")).unwrap();
     assert_eq!(journal.run().status, RunStatus::Running);
+    drop(journal);
+
+    // The spare left for the next process has the well-known name, which a new process takes
+    // without listing the directory (the e2e tests, one `wharf` process per run, go through it).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while spares().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert_eq!(spares(), [".spare"], "the first spare of a state directory has the well-known name");
 }
