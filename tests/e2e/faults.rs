@@ -10,7 +10,7 @@
 use serde_json::Value;
 use std::process::Command;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wharf_tests::ecs_example::{self, Inventory};
 use wharf_tests::fault_proxy::{Fault, FaultConfig, FaultProxy, seed_from_env};
 use wharf_tests::{Scratch, aws_config, moto_endpoint, text};
@@ -57,6 +57,7 @@ async fn deploy_and_teardown_survive_a_20_percent_fault_rate_without_duplicates_
 
     for i in 1..=k {
         let label = format!("run {i}/{k} (seed {seed})");
+        let run_started = Instant::now();
         wharf_tests::reset_moto();
         let config = aws_config().await;
         ecs_example::prepare(&config).await;
@@ -91,6 +92,11 @@ async fn deploy_and_teardown_survive_a_20_percent_fault_rate_without_duplicates_
         );
         let left = Inventory::take(&config).await.added_since(&baseline);
         assert!(left.is_empty(), "{label}: teardown left {left:#?}\n--- logs ---\n{}", logs(&s, &run_id));
+        // Faults cost retries and SDK timeouts, seconds each: a run that took minutes waited for
+        // something it should not have; its log says what.
+        if run_started.elapsed() > Duration::from_secs(120) {
+            eprintln!("faults: {label} took {:?}; its log:\n{}", run_started.elapsed(), logs(&s, &run_id));
+        }
         eprintln!("faults: {label}: ok ({:?} so far)", started.elapsed());
     }
     let stats = proxy.stats();

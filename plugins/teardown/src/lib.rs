@@ -97,7 +97,10 @@ impl Step for Teardown {
                 doomed.push(resource);
             }
         }
-        for wave in order::waves(doomed, group.is_some()) {
+        let grouped = group.is_some();
+        let mut waves = order::waves(doomed, grouped).into_iter();
+        while let Some(wave) = waves.next() {
+            let failed_before = leftovers.len();
             for (resource, result) in delete_wave(&wave, &options, deadline)? {
                 match result {
                     Ok(DeleteOutcome::AlreadyGone) => output.already_gone += 1,
@@ -107,6 +110,17 @@ impl Step for Teardown {
                         any_transient |= transient;
                         leftovers.push(Leftover { kind: resource.kind.clone(), id: resource.id.clone(), reason });
                     }
+                }
+            }
+            // A group's later stages hold what its earlier ones could not delete (a VPC with its
+            // gateway still attached): they would only wait for the deadline and fail. Leave them
+            // to the next attempt, which starts again from what is left. (The sweep's kinds come
+            // from different groups: it goes on.)
+            if grouped && leftovers.len() > failed_before {
+                let first = &leftovers[failed_before];
+                let reason = format!("not tried: {} {} before it could not be deleted", first.kind, first.id);
+                for resource in waves.by_ref().flatten() {
+                    leftovers.push(Leftover { kind: resource.kind, id: resource.id, reason: reason.clone() });
                 }
             }
         }
@@ -262,6 +276,31 @@ mod tests {
             deleted,
             attributes: vec![],
         }
+    }
+
+    /// In a group, what an earlier stage could not delete holds the later stages: they are not
+    /// tried (a VPC would only wait for the deadline with its gateway attached) and the next
+    /// attempt, retryable here, starts again from what is left.
+    #[test]
+    fn a_failed_stage_of_a_group_leaves_the_later_stages_to_the_next_attempt() {
+        let host = FakeHost::new();
+        host.on_entries(|| {
+            Ok(vec![
+                entry("ec2:vpc", "vpc-1", false),
+                entry("ec2:subnet", "subnet-1", false),
+                entry("ec2:internet-gateway", "igw-1", false),
+                entry("ec2:security-group", "sg-1", false),
+            ])
+        });
+        host.on_delete(|kind, _, _| match kind {
+            "ec2:internet-gateway" => Err(Error::retryable("InternalError", "try again")),
+            _ => Ok(DeleteOutcome::Deleted),
+        });
+        let err = host.run::<Teardown>(json!({ "group": "network" })).unwrap_err();
+        assert!(err.is_retryable(), "{err}");
+        let tried: Vec<String> = host.calls_to("ledger::delete").iter().map(|c| c.args[1].clone()).collect();
+        assert_eq!(tried, ["\"sg-1\"", "\"igw-1\""], "the stage of the gateway, then nothing");
+        assert!(err.message().contains("ec2:vpc vpc-1 (not tried: ec2:internet-gateway igw-1 before"), "{err}");
     }
 
     fn ledger_of_a_deployment(host: &FakeHost) {
