@@ -85,7 +85,8 @@ pub(crate) fn claim(spare: Spare, runs: &Path, dir: &Path) -> Result<RunLock, st
     match rename_noreplace(&spare.dir, dir) {
         Ok(()) => {
             let mut lock = spare.lock;
-            lock.restamp()?;
+            // The owner info is informational (the flock decides, lock.rs): the claim stands.
+            let _ = lock.restamp();
             Ok(lock)
         }
         Err(e) => {
