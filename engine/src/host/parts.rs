@@ -56,13 +56,14 @@ impl Host for SandboxState {
         let Some(runner) = self.parts.clone() else {
             return refuse_all(refused("PartsRefused", "a part cannot start parts of its own".into()));
         };
+        let dirs = self.read_only_dirs.clone();
         let caps = match self.caps() {
-            Ok(caps) => caps.for_part(),
+            Ok(caps) => caps,
             Err(e) => return refuse_all(e),
         };
         let mut tasks = tokio::task::JoinSet::new();
         for (index, part) in parts.into_iter().enumerate() {
-            let (runner, caps, dirs) = (runner.clone(), caps.for_part(), self.read_only_dirs.clone());
+            let (runner, caps, dirs) = (runner.clone(), caps.for_part(), dirs.clone());
             tasks.spawn(async move { (index, run_part(runner, caps, dirs, part).await) });
         }
         let mut results: Vec<Option<Result<String, WitError>>> = vec![None; tasks.len()];

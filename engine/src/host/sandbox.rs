@@ -174,7 +174,6 @@ fn ticks(timeout: Duration) -> u64 {
     (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
 }
 
-/// Instantiates the plugin in a fresh store and calls its `run` export once.
 /// What a sandbox runs: an attempt (`run`), or one part of one (`parts.run-part`).
 pub(crate) enum Entry<'a> {
     Run(&'a StepPre<SandboxState>, StepContext),
@@ -187,6 +186,7 @@ pub(crate) enum Entry<'a> {
     },
 }
 
+/// Instantiates the plugin in a fresh store and calls `entry`'s export once.
 pub(crate) async fn run(
     entry: Entry<'_>,
     state: SandboxState,

@@ -16,8 +16,8 @@ use super::{snapshot, views};
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex};
 
 /// A prepared run directory, locked by this process.
 pub(crate) struct Spare {
@@ -30,14 +30,19 @@ struct Pool {
     ready: Option<Spare>,
     preparing: bool,
     /// Spares left by exited processes were looked for (once per process: the scan reads the
-    /// whole `runs/` directory).
+    /// whole `runs/` directory). Until then, `take` tries the well-known one.
     scanned: bool,
 }
 
 /// Per `runs/` directory.
-static POOLS: Mutex<Option<HashMap<PathBuf, Pool>>> = Mutex::new(None);
+static POOLS: LazyLock<Mutex<HashMap<PathBuf, Pool>>> = LazyLock::new(Mutex::default);
 
-const PREFIX: &str = ".spare";
+/// `f` on the pool of `runs`.
+fn with_pool<T>(runs: &Path, f: impl FnOnce(&mut Pool) -> T) -> T {
+    let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
+    f(pools.entry(runs.to_path_buf()).or_default())
+}
+
 /// The first spare's name (see the module's docs); others get `-<pid>-<n>` after it.
 const WELL_KNOWN: &str = ".spare";
 
@@ -57,12 +62,8 @@ fn fill(dir: &Path) -> std::io::Result<()> {
 /// The spare prepared for `runs`, if one is ready (in a new process: the well-known one, if
 /// nobody holds it). Starts preparing the next one either way.
 pub(crate) fn take(runs: &Path) -> Option<Spare> {
-    let (spare, first) = {
-        let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
-        let pools = pools.get_or_insert_with(HashMap::new);
-        let first = !pools.contains_key(runs);
-        (pools.entry(runs.to_path_buf()).or_default().ready.take(), first)
-    };
+    // Before this process's first look at `runs`, nothing was scanned (see `prepare`).
+    let (spare, first) = with_pool(runs, |pool| (pool.ready.take(), !pool.scanned));
     let spare = spare.or_else(|| if first { adopt_well_known(runs) } else { None });
     prepare(runs);
     spare
@@ -90,11 +91,9 @@ pub(crate) fn claim(spare: Spare, runs: &Path, dir: &Path) -> Result<RunLock, st
             Ok(lock)
         }
         Err(e) => {
-            let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
-            let pool = pools.get_or_insert_with(HashMap::new).entry(runs.to_path_buf()).or_default();
-            if pool.ready.is_none() {
-                pool.ready = Some(spare);
-            }
+            with_pool(runs, |pool| {
+                pool.ready.get_or_insert(spare);
+            });
             Err(e)
         }
     }
@@ -102,33 +101,27 @@ pub(crate) fn claim(spare: Spare, runs: &Path, dir: &Path) -> Result<RunLock, st
 
 /// Prepares a spare for `runs` in the background, unless one is ready or on its way.
 fn prepare(runs: &Path) {
-    let scanned = {
-        let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
-        let pool = pools.get_or_insert_with(HashMap::new).entry(runs.to_path_buf()).or_default();
+    let scanned = with_pool(runs, |pool| {
         if pool.ready.is_some() || pool.preparing {
-            return;
+            return None;
         }
         pool.preparing = true;
-        std::mem::replace(&mut pool.scanned, true)
-    };
+        Some(std::mem::replace(&mut pool.scanned, true))
+    });
+    let Some(scanned) = scanned else { return };
     let dir = runs.to_path_buf();
     let spawned = std::thread::Builder::new().name("wharf-spare".into()).spawn(move || {
-        let runs = dir;
         // A failure only means the next run is created the slow way.
-        let spare = if scanned { make(&runs) } else { adopt(&runs).map_or_else(|| make(&runs), Ok) };
-        let spare = spare.ok();
-        let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
-        let pool = pools.get_or_insert_with(HashMap::new).entry(runs).or_default();
-        pool.preparing = false;
-        if pool.ready.is_none() {
-            pool.ready = spare;
-        }
+        let spare = if scanned { make(&dir).ok() } else { adopt(&dir).or_else(|| make(&dir).ok()) };
+        with_pool(&dir, |pool| {
+            pool.preparing = false;
+            if pool.ready.is_none() {
+                pool.ready = spare;
+            }
+        });
     });
     if spawned.is_err() {
-        let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(pool) = pools.get_or_insert_with(HashMap::new).get_mut(runs) {
-            pool.preparing = false;
-        }
+        with_pool(runs, |pool| pool.preparing = false);
     }
 }
 
@@ -136,7 +129,7 @@ fn prepare(runs: &Path) {
 fn adopt(runs: &Path) -> Option<Spare> {
     for entry in fs::read_dir(runs).ok()?.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.starts_with(PREFIX) {
+        if !name.starts_with(WELL_KNOWN) {
             continue;
         }
         let dir = entry.path();

@@ -59,12 +59,11 @@ pub fn new_vpc_and_cluster(
     group: &GroupSpec,
 ) -> Result<(Provisioned, ClusterOut), Error> {
     let name = &input.name;
-    let first = parallel::run_all(&[
+    let [vpc, zones, cluster] = parallel::run_each([
         Part::new("vpc", &VpcIn { name: format!("{name}-vpc"), cidr: cidr.to_string() })?,
         Part::new("zones", &())?,
         Part::new("cluster", &ClusterIn { name: name.clone(), container_insights: input.container_insights })?,
     ]);
-    let [vpc, zones, cluster] = <[_; 3]>::try_from(first).map_err(|_| wrong_count())?;
     let (vpc, zones, cluster): (Id, Vec<String>, ClusterOut) =
         (parallel::output(vpc)?, parallel::output(zones)?, parallel::output(cluster)?);
     if zones.len() < 2 {
@@ -98,23 +97,21 @@ pub fn new_vpc_and_cluster(
             }
         }
     }
+    // One result per part: the group's first, then the new subnets' in order.
     let mut second = parallel::run_all(&parts).into_iter();
-    let group: Id = parallel::output(second.next().ok_or_else(wrong_count)?)?;
+    let mut next = || second.next().expect("run_all returns one result per part");
+    let group: Id = parallel::output(next())?;
     let subnet_ids = subnet_ids
         .into_iter()
         .map(|found| match found {
             Some(id) => Ok(id),
-            None => parallel::output::<Id>(second.next().ok_or_else(wrong_count)?).map(|s| s.id),
+            None => parallel::output::<Id>(next()).map(|s| s.id),
         })
         .collect::<Result<Vec<_>, Error>>()?;
 
     let table = ec2::create_internet_route(&vpc.id, &format!("{name}-public"), &subnet_ids)?;
     log::info(&format!("VPC {} routes {} to the internet through {table}", vpc.id, subnet_ids.join(", ")));
     Ok((Provisioned { vpc_id: vpc.id, subnet_ids, security_group_ids: vec![group.id] }, cluster))
-}
-
-fn wrong_count() -> Error {
-    Error::permanent("PartsMissing", "the host returned fewer part results than parts started")
 }
 
 /// One part (`Step::run_part`).
@@ -148,6 +145,6 @@ pub fn run_part(part: &str, input: &str) -> Result<String, Error> {
             let id = network::ensure_security_group(&i.vpc_id, &i.cluster, &spec)?;
             parallel::encode(part, &Id { id })
         }
-        other => Err(Error::permanent("UnknownPart", format!("create-cluster has no part named {other:?}"))),
+        other => Err(parallel::unknown(<crate::CreateCluster as wharf_plugin_sdk::Step>::NAME, other)),
     }
 }

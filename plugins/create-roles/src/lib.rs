@@ -79,12 +79,10 @@ impl Step for CreateRoles {
         let registry = registry.map_err(Error::invalid_input)?;
 
         // The two roles do not depend on each other: both at once, as parts of this step.
-        let results = parallel::run_all(&[
+        let [task, execution] = parallel::run_each([
             Part::new(TASK_ROLE_PART, &RoleIn { name: input.task_role.clone(), policy: s3 })?,
             Part::new(EXECUTION_ROLE_PART, &RoleIn { name: input.execution_role.clone(), policy: registry })?,
         ]);
-        let [task, execution] = <[_; 2]>::try_from(results)
-            .map_err(|_| Error::permanent("PartsMissing", "the host returned fewer part results than parts started"))?;
         let (task, execution): (RoleOut, RoleOut) = (parallel::output(task)?, parallel::output(execution)?);
 
         Ok(Output {
@@ -100,7 +98,7 @@ impl Step for CreateRoles {
         let out = match part {
             TASK_ROLE_PART => task_role(role)?,
             EXECUTION_ROLE_PART => execution_role(role)?,
-            other => return Err(Error::permanent("UnknownPart", format!("create-roles has no part named {other:?}"))),
+            other => return Err(parallel::unknown(Self::NAME, other)),
         };
         parallel::encode(part, &out)
     }

@@ -6,8 +6,8 @@
 //! does the work of one. Each AWS call is a round trip; parts overlap them.
 //!
 //! ```ignore
-//! let results = parallel::run_all(&[Part::new("task-role", &task)?, Part::new("execution-role", &exec)?]);
-//! let task: RoleOut = parallel::output(results[0].clone())?;
+//! let [task, exec] = parallel::run_each([Part::new("task-role", &task)?, Part::new("execution-role", &exec)?]);
+//! let task: RoleOut = parallel::output(task)?;
 //! ```
 //!
 //! Under `cargo test` the [`FakeHost`](crate::testing::FakeHost) runs the parts one after the
@@ -37,19 +37,36 @@ impl Part {
 }
 
 /// Runs `parts` at the same time and returns each one's output (JSON), in the same order, once
-/// all have ended. A part that fails does not stop the others.
+/// all have ended: always one result per part. A part that fails does not stop the others.
 pub fn run_all(parts: &[Part]) -> Vec<Result<String, Error>> {
     #[cfg(target_arch = "wasm32")]
-    {
+    let mut results: Vec<Result<String, Error>> = {
         use crate::bindings::wharf::plugin::parallel;
         let parts: Vec<parallel::Part> =
             parts.iter().map(|p| parallel::Part { name: p.name.clone(), input: p.input.clone() }).collect();
         parallel::run_all(&parts).into_iter().map(|r| r.map_err(Error)).collect()
-    }
+    };
     #[cfg(not(target_arch = "wasm32"))]
-    {
-        crate::testing::run_parts(parts)
+    let mut results = crate::testing::run_parts(parts);
+    // The host answers one result per part; should one ever be missing, it reads as a failure.
+    results.resize_with(parts.len(), || {
+        Err(Error::permanent("PartMissing", "the host returned fewer results than parts started"))
+    });
+    results
+}
+
+/// [`run_all`] for a fixed number of parts, destructured by the caller:
+/// `let [a, b] = parallel::run_each([part_a, part_b]);`
+pub fn run_each<const N: usize>(parts: [Part; N]) -> [Result<String, Error>; N] {
+    match run_all(&parts).try_into() {
+        Ok(results) => results,
+        Err(_) => unreachable!("run_all returns one result per part"),
     }
+}
+
+/// The error of a part name `run_part` does not know.
+pub fn unknown(plugin: &str, part: &str) -> Error {
+    Error::permanent("UnknownPart", format!("plugin {plugin} has no part named {part:?}"))
 }
 
 /// Decodes a part's output, or passes its error on.

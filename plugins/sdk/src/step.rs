@@ -75,7 +75,7 @@ pub trait Step {
     /// from `run`: `input` and the result are the part's JSON ([`parallel::input`](crate::parallel::input),
     /// [`parallel::encode`](crate::parallel::encode)). Steps without parts keep this default.
     fn run_part(_ctx: &Context, part: &str, _input: &str) -> Result<String, Error> {
-        Err(Error::permanent("UnknownPart", format!("plugin {} has no part named {part:?}", Self::NAME)))
+        Err(crate::parallel::unknown(Self::NAME, part))
     }
 }
 

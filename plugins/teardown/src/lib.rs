@@ -149,7 +149,7 @@ impl Step for Teardown {
 
     fn run_part(_ctx: &Context, part: &str, input: &str) -> Result<String, Error> {
         if part != DELETE_PART {
-            return Err(Error::permanent("UnknownPart", format!("teardown has no part named {part:?}")));
+            return Err(parallel::unknown(Self::NAME, part));
         }
         let i: DeleteIn = parallel::input(part, input)?;
         let deadline = Instant::now() + Duration::from_millis(i.deadline_in_ms);
