@@ -46,6 +46,9 @@ pub struct RunResult {
     pub start: Instant,
     /// wharf only: the run id (for its journal).
     pub run_id: Option<String>,
+    /// wharf only: wall-clock ms (epoch) at spawn, and how long `wharf run` took before teardown.
+    pub started_at_ms: u64,
+    pub run_process: Duration,
 }
 
 /// Resets moto, creates the bucket the tutorial assumes exists, and warms moto up (all outside
@@ -87,8 +90,10 @@ pub async fn run(env: &Env, tool: Tool, proxy: &Arc<Proxy>, aws: &aws_config::Sd
     proxy.take();
     let standin = tokio::spawn(play_container(proxy.clone(), aws.clone(), env.root.clone()));
     let start = Instant::now();
+    let started_at_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
     let mut rss = 0;
     let mut run_id = None;
+    let mut run_process = Duration::ZERO;
     match tool {
         Tool::Wharf => {
             let out = spawn(env, &env.wharf, &wharf_args(env, &["run", "workflows/ecs-example.toml"], true), proxy);
@@ -97,6 +102,7 @@ pub async fn run(env: &Env, tool: Tool, proxy: &Arc<Proxy>, aws: &aws_config::Sd
             let json: serde_json::Value = serde_json::from_slice(&out.0).expect("wharf --output json");
             let id = json["run_id"].as_str().expect("run id").to_string();
             assert_eq!(json["status"], "succeeded", "wharf run failed: {json:#}");
+            run_process = start.elapsed();
             let out = spawn(env, &env.wharf, &wharf_args(env, &["teardown", &id], false), proxy);
             rss = rss.max(out.1);
             run_id = Some(id);
@@ -112,7 +118,7 @@ pub async fn run(env: &Env, tool: Tool, proxy: &Arc<Proxy>, aws: &aws_config::Sd
     }
     let wall = start.elapsed();
     standin.abort();
-    RunResult { wall, max_rss_kib: rss, calls: proxy.take(), start, run_id }
+    RunResult { wall, max_rss_kib: rss, calls: proxy.take(), start, run_id, started_at_ms, run_process }
 }
 
 fn wharf_args(env: &Env, args: &[&str], image: bool) -> Vec<String> {

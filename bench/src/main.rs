@@ -247,6 +247,9 @@ fn report(env: &Env, label: &str, delay: u64, results: &BTreeMap<&str, Vec<RunRe
         median_i(&rss) as f64 / 1024.0,
         *rss.iter().max().unwrap() as f64 / 1024.0
     );
+    let mut by_wall: Vec<&RunResult> = w.iter().collect();
+    by_wall.sort_by_key(|r| r.wall);
+    timeline(env, by_wall[by_wall.len() / 2]);
     if delay > 0 {
         critical_path(env, &w[0], delay);
     }
@@ -273,6 +276,34 @@ fn counts_table(results: &BTreeMap<&str, Vec<RunResult>>) {
         println!("| {a} | {} |", row.join(" | "));
     }
     println!();
+}
+
+/// Where one wharf run's time went, from its journal: each step's span in ms after the process
+/// was spawned (same wall clock), and how long `wharf run` and `wharf teardown` took as processes.
+fn timeline(env: &Env, run: &RunResult) {
+    use wharf::journal::{EventKind, SledBackend, StateBackend};
+    let backend = SledBackend::new(&env.state).unwrap();
+    let events = backend.read_events(run.run_id.as_deref().unwrap(), None).unwrap();
+    let mut spans: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for e in &events {
+        let at = e.at_ms.saturating_sub(run.started_at_ms);
+        let id = match (&e.kind, &e.step_id) {
+            (EventKind::RunStarted | EventKind::RunResumed | EventKind::RunFinished, _) => "(run)".to_string(),
+            (_, Some(id)) => id.clone(),
+            _ => continue,
+        };
+        let span = spans.entry(id).or_insert((at, at));
+        span.1 = span.1.max(at);
+    }
+    let mut spans: Vec<_> = spans.into_iter().collect();
+    spans.sort_by_key(|(_, (start, _))| *start);
+    let list: Vec<String> = spans.iter().map(|(id, (a, b))| format!("{id} {a}..{b}")).collect();
+    println!(
+        "\nwharf timeline (a median run; ms after spawn): `run` exited at {}, `teardown` at {}; {}",
+        ms(run.run_process),
+        ms(run.wall),
+        list.join(", ")
+    );
 }
 
 /// The critical-path bound from wharf's own journal: within a step, the longest chain of calls
