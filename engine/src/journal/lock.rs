@@ -150,13 +150,19 @@ fn read_owner(file: &mut File) -> Option<LockOwner> {
 }
 
 /// Without a libc/gethostname dependency: Linux exposes it in /proc; elsewhere fall back to $HOSTNAME.
+/// Read once per process: every run's lock names it.
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| "unknown-host".to_string())
+    static HOSTNAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOSTNAME
+        .get_or_init(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
+                .unwrap_or_else(|| "unknown-host".to_string())
+        })
+        .clone()
 }
 
 /// The command line, program name shortened to its file name, capped so the lock file stays small.

@@ -109,19 +109,32 @@ fn prepare(runs: &Path) {
         Some(std::mem::replace(&mut pool.scanned, true))
     });
     let Some(scanned) = scanned else { return };
-    let dir = runs.to_path_buf();
-    let spawned = std::thread::Builder::new().name("wharf-spare".into()).spawn(move || {
+    let preparing = Preparing(runs.to_path_buf());
+    let work = move || {
+        let dir = &preparing.0;
         // A failure only means the next run is created the slow way.
-        let spare = if scanned { make(&dir).ok() } else { adopt(&dir).or_else(|| make(&dir).ok()) };
-        with_pool(&dir, |pool| {
-            pool.preparing = false;
+        let spare = if scanned { make(dir).ok() } else { adopt(dir).or_else(|| make(dir).ok()) };
+        with_pool(dir, |pool| {
             if pool.ready.is_none() {
                 pool.ready = spare;
             }
         });
-    });
-    if spawned.is_err() {
-        with_pool(runs, |pool| pool.preparing = false);
+    };
+    // tokio's blocking pool keeps its threads for a while: no thread is started per run.
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        drop(runtime.spawn_blocking(work));
+    } else {
+        let _ = std::thread::Builder::new().name("wharf-spare".into()).spawn(work);
+    }
+}
+
+/// Ends a preparation of the pool of `runs/` when dropped: when it is done, or when it never ran
+/// (the thread could not start, or the runtime shut down first).
+struct Preparing(PathBuf);
+
+impl Drop for Preparing {
+    fn drop(&mut self) {
+        with_pool(&self.0, |pool| pool.preparing = false);
     }
 }
 
