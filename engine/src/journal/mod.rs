@@ -38,7 +38,10 @@ pub use self::sled::SledBackend;
 
 /// Where run state lives. Implementations must let readers see runs that other processes are driving.
 pub trait StateBackend: Send + Sync {
-    /// Creates the run (error if the id exists) and returns it locked by this process.
+    /// Creates the run (error if the id exists) and returns it locked by this process. It may be
+    /// durable only at the journal's first flush: the scheduler starts that flush at once and goes
+    /// on without waiting, since nothing before a step's first side effect (which waits for a
+    /// flush) needs it. A sled run whose process died before that flush is [`JournalError::NeverRecorded`].
     fn create_run(&self, run: RunRecord) -> Result<Arc<dyn RunJournal>, JournalError>;
     /// Opens an existing run for driving it (resume). [`JournalError::Locked`] if another process (or another
     /// handle in this process) holds it; [`JournalError::NotFound`] with recent run ids as a hint.
@@ -128,6 +131,13 @@ pub async fn flush_off_worker(journal: &Arc<dyn RunJournal>) -> Result<(), Journ
             Err(e) => Err(JournalError::Io { path: PathBuf::new(), source: std::io::Error::other(e) }),
         },
     }
+}
+
+/// Starts a [`RunJournal::flush`] on tokio's blocking pool and does not wait for it. An error is
+/// left to the next flush the run waits for, which meets it again and reports it.
+pub fn flush_in_background(journal: &Arc<dyn RunJournal>) {
+    let journal = journal.clone();
+    drop(tokio::task::spawn_blocking(move || journal.flush()));
 }
 
 /// Lets go of a run whose outcome is already durable (call after the final flush) without waiting
@@ -333,6 +343,14 @@ pub enum JournalError {
     NotFound { run_id: String, known: Vec<String> },
     #[error("run {run_id} already exists; pick another run id")]
     AlreadyExists { run_id: String },
+    /// A run whose process ended before the journal's first flush: nothing of it is on disk, and no
+    /// step acted (every side effect waits for a flush). Listings skip it.
+    #[error(
+        "run {run_id} was stopped before anything of it was recorded, so none of its steps acted; start the \
+         workflow again (`wharf run`). Its empty directory {} can be removed",
+        path.display()
+    )]
+    NeverRecorded { run_id: String, path: PathBuf },
     #[error("state in {location}: {detail}")]
     S3 { location: String, detail: String },
     /// The S3 lock was taken over or broken while this process held it: it must stop writing.

@@ -21,8 +21,8 @@ use super::lock::RunLock;
 use super::spare;
 use super::views::{self, Views};
 use super::{
-    AttemptRecord, Event, JournalError, NewEvent, Resource, RunJournal, RunRecord, RunSnapshot, RunStatus,
-    StateBackend, lock, now_ms, snapshot, valid_run_id,
+    AttemptRecord, Event, JournalError, NewEvent, Resource, RunJournal, RunRecord, RunSnapshot, StateBackend, lock,
+    now_ms, snapshot, valid_run_id,
 };
 
 const FORMAT_VERSION: &[u8] = b"1";
@@ -119,8 +119,9 @@ impl SledBackend {
             if stamp {
                 run.updated_at_ms = now;
             }
+            // Not flushed here: the run is durable at its first flush, which the scheduler starts
+            // at once without waiting for it (see `StateBackend::create_run`).
             let journal = SledJournal::open(dir.clone(), lock, Some(run))?;
-            journal.flush()?;
             Ok(journal)
         })();
         if result.is_err() {
@@ -190,8 +191,9 @@ impl StateBackend for SledBackend {
             let dir = self.run_dir(&id);
             match self.read_or_repair(&dir, &id) {
                 Ok(Some(s)) => runs.push(s),
-                // Being created right now by another process: not a run yet.
-                Ok(None) => {}
+                // Being created right now by another process: not a run yet; or one whose
+                // process died before anything of it was recorded: never a run.
+                Ok(None) | Err(JournalError::NeverRecorded { .. }) => {}
                 Err(e) => broken.push(e),
             }
         }
@@ -206,6 +208,7 @@ impl StateBackend for SledBackend {
 
     fn read_events(&self, run_id: &str, step_id: Option<&str>) -> Result<Vec<Event>, JournalError> {
         let dir = self.existing_run_dir(run_id)?;
+        wait_for_close(&dir);
         if lock::probe(&dir.join("lock"))?.is_none() {
             return self.open_run(run_id)?.events(step_id, None);
         }
@@ -227,6 +230,8 @@ impl SledBackend {
     /// no process holds it, opening it rewrites them from the journal. `Ok(None)` while another
     /// process holds a run that has none yet (it is being created).
     fn read_or_repair(&self, dir: &Path, run_id: &str) -> Result<Option<RunSnapshot>, JournalError> {
+        // A run this process just finished has its last views written as it closes.
+        wait_for_close(dir);
         if let Some(snap) = snapshot::read(dir, run_id)? {
             return Ok(Some(snap));
         }
@@ -284,6 +289,16 @@ struct State {
     flushed: Option<u64>,
 }
 
+/// What one flush hands to [`Views::update`].
+struct ViewsOf {
+    snapshot: Vec<u8>,
+    events: String,
+    rewrite_events: bool,
+    now: bool,
+    /// The last event in `events`.
+    last_seq: u64,
+}
+
 /// A run opened for driving.
 struct SledJournal {
     // Declaration order = drop order: sled must close its files before `lock` releases the run, or the next
@@ -294,6 +309,9 @@ struct SledJournal {
     events: Tree,
     resources: Tree,
     state: Mutex<State>,
+    /// Held for a whole flush, so flushes hand their views over in order; writers only take
+    /// `state` briefly, so they go on while a flush waits for the disk.
+    flushing: Mutex<()>,
     views: Arc<Views>,
     run_dir: PathBuf,
     db_path: PathBuf,
@@ -360,6 +378,7 @@ impl SledJournal {
             events,
             resources,
             state: Mutex::new(state),
+            flushing: Mutex::new(()),
             views,
             run_dir,
             db_path,
@@ -421,22 +440,25 @@ impl SledJournal {
         Err(corrupt(&self.db_path, &self.run_dir, &self.run_id(), detail))
     }
 
-    /// Hands the views of the state just flushed to `views` (see views.rs): the events journaled
-    /// since the last call, for the `events.jsonl` mirror that lets `wharf logs` read a run another
-    /// process is driving (the first call after opening rewrites it whole), and the snapshot.
-    fn update_views(&self, st: &mut State) -> Result<(), JournalError> {
+    /// The views of `st` for `views` (see views.rs): the events journaled since the last flush,
+    /// for the `events.jsonl` mirror that lets `wharf logs` read a run another process is driving
+    /// (the first flush after opening rewrites it whole), and the snapshot.
+    fn views_of(&self, st: &State) -> Result<ViewsOf, JournalError> {
         let fresh = st.mirrored_seq.is_none();
-        let mut text = String::new();
+        let mut events = String::new();
         for event in &self.events(None, st.mirrored_seq)? {
-            text.push_str(&serde_json::to_string(event)?);
-            text.push('\n');
+            events.push_str(&serde_json::to_string(event)?);
+            events.push('\n');
         }
         let owner = Some(self.lock.owner().clone());
         let snap = snapshot::build(st.run.clone(), self.attempts()?, self.resources()?, st.next_seq - 1, owner);
-        let now = fresh || st.run.status != RunStatus::Running;
-        self.views.update(snapshot::encode(&snap)?, text, fresh, now)?;
-        st.mirrored_seq = Some(st.next_seq - 1);
-        Ok(())
+        Ok(ViewsOf {
+            snapshot: snapshot::encode(&snap)?,
+            events,
+            rewrite_events: fresh,
+            now: fresh,
+            last_seq: st.next_seq - 1,
+        })
     }
 }
 
@@ -477,6 +499,19 @@ fn open_db(db_path: &Path, run_dir: &Path, run_id: &str, create: Option<RunRecor
                         path: db_path.to_path_buf(),
                         detail,
                         hint: "use the wharf version that created this run".into(),
+                    });
+                }
+                // Nothing at all, and no views (written only after a flush): the creator died
+                // before its first flush (see `create_run`), not a run that lost flushed data.
+                None if meta.is_empty()
+                    && events.is_empty()
+                    && attempts.is_empty()
+                    && resources.is_empty()
+                    && !run_dir.join(snapshot::FILE).exists() =>
+                {
+                    return Err(JournalError::NeverRecorded {
+                        run_id: run_id.to_string(),
+                        path: run_dir.to_path_buf(),
                     });
                 }
                 None => {
@@ -668,15 +703,22 @@ impl RunJournal for SledJournal {
     }
 
     fn flush(&self) -> Result<(), JournalError> {
-        // Hold the state lock so concurrent flushes write snapshots in order and see a consistent run record.
-        // Every write also takes this lock, so `written` read here counts exactly what the sled flush covers.
-        let mut st = self.state();
-        let written = st.written;
-        if st.flushed == Some(written) {
-            return Ok(());
-        }
+        let _one_at_a_time = self.flushing.lock().unwrap_or_else(|p| p.into_inner());
+        // The views and the count of writes are taken together, before the sled flush: it covers
+        // at least those writes, so the views are never ahead of the journal. Writes made while
+        // it waits for the disk are left to the next flush.
+        let (written, views) = {
+            let st = self.state();
+            if st.flushed == Some(st.written) {
+                return Ok(());
+            }
+            (st.written, self.views_of(&st)?)
+        };
         self.db.flush().map_err(|e| self.sled_err(e))?;
-        self.update_views(&mut st)?;
+        let mirrored = views.last_seq;
+        self.views.update(views.snapshot, views.events, views.rewrite_events, views.now)?;
+        let mut st = self.state();
+        st.mirrored_seq = Some(mirrored);
         st.flushed = Some(written);
         Ok(())
     }

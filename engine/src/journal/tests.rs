@@ -218,7 +218,9 @@ fn second_open_is_locked_with_owner_and_released_after_drop() {
     let msg = err.to_string();
     assert!(msg.contains(&format!("pid {}", owner.pid)) && msg.contains("wait for it or stop that process"), "{msg}");
 
-    let snap = b.read_run("r1").unwrap();
+    // The run's first flush (the scheduler starts one at once); its views follow within INTERVAL.
+    j.flush().unwrap();
+    let snap = eventually(|| b.read_run("r1").ok());
     assert_eq!(snap.held_by.as_ref().map(|o| o.pid), Some(std::process::id()));
     assert_eq!(snap.effective_status(), EffectiveStatus::Running);
 
@@ -532,4 +534,37 @@ fn prepared_run_directories_are_hidden_claimed_once_and_adopted() {
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
     assert_eq!(spares(), [".spare"], "the first spare of a state directory has the well-known name");
+}
+
+/// Creating a run does not wait for a flush (the scheduler starts one and goes on), so a process
+/// killed in its first moments leaves a claimed directory with nothing in its journal. No step of
+/// it acted (every side effect waits for a flush): listings skip it, and opening it says so.
+#[test]
+fn a_run_killed_before_its_first_flush_is_skipped_and_explained() {
+    let (_dir, b) = backend();
+    drop(b.create_run(sample_run("good")).unwrap()); // closed: sled flushes as it closes
+    let dir = b.run_dir("lost");
+    fs::create_dir_all(dir.join("journal")).unwrap();
+    drop(::sled::Config::new().path(dir.join("journal")).open().unwrap());
+
+    let (runs, broken) = b.scan_runs().unwrap();
+    assert_eq!(runs.iter().map(|r| r.run.id.as_str()).collect::<Vec<_>>(), ["good"]);
+    assert!(broken.is_empty(), "{broken:?}");
+    for err in [b.read_run("lost").err().unwrap(), b.open_run("lost").err().unwrap()] {
+        let JournalError::NeverRecorded { run_id, path } = &err else { panic!("{err:?}") };
+        assert_eq!((run_id.as_str(), path), ("lost", &dir));
+        assert!(err.to_string().contains("none of its steps acted; start the workflow again"), "{err}");
+    }
+}
+
+/// `f`'s first `Some` within 5 s (views of a running run lag its journal by up to `views::INTERVAL`).
+fn eventually<T>(f: impl Fn() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "not within 5 s");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }

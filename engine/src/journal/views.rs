@@ -5,8 +5,10 @@
 //! new inode and a rename per flush, and ext4 writes back a file renamed over another), so the
 //! driver writes them at most once per [`INTERVAL`]: each flush hands the views of the state it
 //! just made durable to [`Views::update`], which writes them at once if the last write is older
-//! than that (or the run has finished), and otherwise leaves them to this process's view-writer
-//! thread, which writes the newest ones when the interval is up (a new run's first views too).
+//! than that, and otherwise leaves them to this process's view-writer thread, which writes the
+//! newest ones when the interval is up (a new run's first views too). A finished run's last views
+//! are written when its journal closes, right after its last flush but off the caller's path
+//! (`close_in_background`); this process's own readers wait for that close.
 //! Views are built only from flushed state, so they are never ahead of the journal.
 //!
 //! So a reader sees a running run at most [`INTERVAL`] late, and after a crash the views may miss
