@@ -18,6 +18,8 @@ include!(concat!(env!("OUT_DIR"), "/guests.rs"));
 pub struct EngineResults {
     pub per_step: Summary,
     pub three_step: Summary,
+    /// The disk's own durability point, measured around the 3-step runs.
+    pub disk_sync: Summary,
     pub steps_per_sec: f64,
     pub parallel_runs: usize,
     pub steps_per_run: usize,
@@ -81,6 +83,7 @@ pub fn run(state_root: &Path, samples: usize, parallel_runs: usize, steps_per_ru
     let chain3 = chain(dir.path(), 3);
     let sched = scheduler(&host, &dir.path().join("state-3"), Arc::new(wharf::events::Quiet));
     let mut three = Vec::new();
+    let mut syncs = disk_syncs(dir.path(), 100);
     runtime.block_on(async {
         for i in 0..samples + 5 {
             let t0 = Instant::now();
@@ -92,6 +95,8 @@ pub fn run(state_root: &Path, samples: usize, parallel_runs: usize, steps_per_ru
             }
         }
     });
+
+    syncs.extend(disk_syncs(dir.path(), 100));
 
     // Sustained throughput: many runs at once, each a chain, for a fixed amount of work.
     let chain_n = chain(dir.path(), steps_per_run);
@@ -117,8 +122,34 @@ pub fn run(state_root: &Path, samples: usize, parallel_runs: usize, steps_per_ru
     EngineResults {
         per_step: Summary::of(gaps),
         three_step: Summary::of(three),
+        disk_sync: Summary::of(syncs),
         steps_per_sec: total_steps / elapsed.as_secs_f64().max(Duration::from_micros(1).as_secs_f64()),
         parallel_runs,
         steps_per_run,
     }
+}
+
+/// What one durability point costs on this disk by itself: a 4 KiB `pwrite` to a new spot of a
+/// file, then `sync_file_range` waiting for it, as sled's flush does. The 3-step run has one on
+/// its path, so its time moves with this (ext4 mounted with `discard` is slow after deletions).
+fn disk_syncs(dir: &Path, n: usize) -> Vec<Duration> {
+    use std::os::unix::fs::FileExt;
+    use std::os::unix::io::AsRawFd;
+    let path = dir.join("disk-sync-probe");
+    let file = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path).unwrap();
+    let block = [0x5au8; 4096];
+    let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WRITE | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+    let samples = (0..n as u64)
+        .map(|i| {
+            let t0 = Instant::now();
+            file.write_all_at(&block, i * 4096).unwrap();
+            // SAFETY: a valid open descriptor and a range within the file.
+            let rc = unsafe { libc::sync_file_range(file.as_raw_fd(), (i * 4096) as i64, 4096, flags) };
+            assert_eq!(rc, 0, "sync_file_range: {}", std::io::Error::last_os_error());
+            t0.elapsed()
+        })
+        .collect();
+    drop(file);
+    let _ = std::fs::remove_file(&path);
+    samples
 }

@@ -74,6 +74,12 @@ fn main() {
         e.three_step.n
     );
     println!(
+        "| the disk alone: 4 KiB write + `sync_file_range` (one durability point), around the 3-step runs | {} | {} | {} | |",
+        ms(e.disk_sync.p50),
+        ms(e.disk_sync.p99),
+        e.disk_sync.n
+    );
+    println!(
         "| sustained: {} runs in parallel x {}-step chains | {:.0} steps/s | | {} steps | >= 5000 steps/s |\n",
         e.parallel_runs,
         e.steps_per_run,
