@@ -21,8 +21,8 @@ use super::lock::RunLock;
 use super::spare;
 use super::views::{self, Views};
 use super::{
-    AttemptRecord, Event, JournalError, NewEvent, Resource, RunJournal, RunRecord, RunSnapshot, StateBackend, lock,
-    now_ms, snapshot, valid_run_id,
+    AttemptRecord, Event, JournalError, NewEvent, Resource, RunJournal, RunRecord, RunSnapshot, RunStatus,
+    StateBackend, lock, now_ms, snapshot, valid_run_id,
 };
 
 const FORMAT_VERSION: &[u8] = b"1";
@@ -465,6 +465,15 @@ impl SledJournal {
 impl Drop for SledJournal {
     fn drop(&mut self) {
         // Before the fields drop: the lock is still held, so no other driver has written views yet.
+        // A finished run whose last flush left its views to this close gets them now, built from
+        // flushed state only (never ahead of the journal).
+        let st = self.state();
+        if st.run.status != RunStatus::Running && st.flushed == Some(st.written) {
+            if let Ok(views) = self.views_of(&st) {
+                let _ = self.views.update(views.snapshot, views.events, views.rewrite_events, true);
+            }
+        }
+        drop(st);
         self.views.write_pending();
     }
 }
@@ -712,14 +721,18 @@ impl RunJournal for SledJournal {
             if st.flushed == Some(st.written) {
                 return Ok(());
             }
-            (st.written, self.views_of(&st)?)
+            // A finished run's views are built and written as it closes (see Drop), off the
+            // caller's path; nothing writes to it after its last flush.
+            let finished = st.run.status != RunStatus::Running;
+            (st.written, if finished { None } else { Some(self.views_of(&st)?) })
         };
         self.db.flush().map_err(|e| self.sled_err(e))?;
-        let mirrored = views.last_seq;
-        self.views.update(views.snapshot, views.events, views.rewrite_events, views.now)?;
-        let mut st = self.state();
-        st.mirrored_seq = Some(mirrored);
-        st.flushed = Some(written);
+        if let Some(views) = views {
+            let mirrored = views.last_seq;
+            self.views.update(views.snapshot, views.events, views.rewrite_events, views.now)?;
+            self.state().mirrored_seq = Some(mirrored);
+        }
+        self.state().flushed = Some(written);
         Ok(())
     }
 }
