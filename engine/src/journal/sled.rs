@@ -203,7 +203,18 @@ impl StateBackend for SledBackend {
 
     fn read_run(&self, run_id: &str) -> Result<RunSnapshot, JournalError> {
         let dir = self.existing_run_dir(run_id)?;
-        self.read_or_repair(&dir, run_id)?.ok_or_else(|| missing_snapshot(&dir, run_id))
+        // A run another process has just started has no views until its first ones are written,
+        // within views::INTERVAL of its first flush: wait for them rather than call them missing.
+        let deadline = std::time::Instant::now() + 4 * views::INTERVAL;
+        loop {
+            if let Some(snap) = self.read_or_repair(&dir, run_id)? {
+                return Ok(snap);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(missing_snapshot(&dir, run_id));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     fn read_events(&self, run_id: &str, step_id: Option<&str>) -> Result<Vec<Event>, JournalError> {

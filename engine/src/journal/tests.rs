@@ -218,9 +218,10 @@ fn second_open_is_locked_with_owner_and_released_after_drop() {
     let msg = err.to_string();
     assert!(msg.contains(&format!("pid {}", owner.pid)) && msg.contains("wait for it or stop that process"), "{msg}");
 
-    // The run's first flush (the scheduler starts one at once); its views follow within INTERVAL.
+    // The run's first flush (the scheduler starts one at once). Its views follow within
+    // views::INTERVAL, and read_run waits for them.
     j.flush().unwrap();
-    let snap = eventually(|| b.read_run("r1").ok());
+    let snap = b.read_run("r1").unwrap();
     assert_eq!(snap.held_by.as_ref().map(|o| o.pid), Some(std::process::id()));
     assert_eq!(snap.effective_status(), EffectiveStatus::Running);
 
@@ -554,17 +555,5 @@ fn a_run_killed_before_its_first_flush_is_skipped_and_explained() {
         let JournalError::NeverRecorded { run_id, path } = &err else { panic!("{err:?}") };
         assert_eq!((run_id.as_str(), path), ("lost", &dir));
         assert!(err.to_string().contains("none of its steps acted; start the workflow again"), "{err}");
-    }
-}
-
-/// `f`'s first `Some` within 5 s (views of a running run lag its journal by up to `views::INTERVAL`).
-fn eventually<T>(f: impl Fn() -> Option<T>) -> T {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(std::time::Instant::now() < deadline, "not within 5 s");
-        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
