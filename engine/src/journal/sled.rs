@@ -119,8 +119,8 @@ impl SledBackend {
             if stamp {
                 run.updated_at_ms = now;
             }
-            // Not flushed here: the run is durable at its first flush, which the scheduler starts
-            // at once without waiting for it (see `StateBackend::create_run`).
+            // Not flushed here: `create_run` starts the run's first flush without waiting for it
+            // (see `StateBackend::create_run`); `import_run` flushes once everything is in.
             let journal = SledJournal::open(dir.clone(), lock, Some(run))?;
             Ok(journal)
         })();
@@ -134,7 +134,11 @@ impl SledBackend {
 
 impl StateBackend for SledBackend {
     fn create_run(&self, run: RunRecord) -> Result<Arc<dyn RunJournal>, JournalError> {
-        Ok(Arc::new(self.create(run, true)?))
+        let journal: Arc<dyn RunJournal> = Arc::new(self.create(run, true)?);
+        // The run's first durability point, not waited for: every side effect waits for a flush
+        // anyway, and the run's end does. It saves a run the disk's latency before its first step.
+        super::flush_in_background(journal.clone())?;
+        Ok(journal)
     }
 
     fn import_run(&self, dump: super::RunDump) -> Result<(), JournalError> {

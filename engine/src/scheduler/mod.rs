@@ -147,9 +147,8 @@ impl Scheduler {
             EventKind::RunStarted,
             format!("workflow {} from {}", workflow.name, workflow.path.display()),
         )?;
-        // The run's first durability point, not waited for: every side effect waits for a flush
-        // anyway, and the run's end does (see `StateBackend::create_run`).
-        crate::journal::flush_in_background(&journal);
+        // Durable at the journal's first flush (see `StateBackend::create_run`); this event goes
+        // with the next durability point.
         self.drive(journal, events, Arc::new(workflow), params, plugins, BTreeSet::new()).await
     }
 
