@@ -308,10 +308,16 @@ struct State {
 struct ViewsOf {
     snapshot: Vec<u8>,
     events: String,
-    rewrite_events: bool,
-    now: bool,
+    /// The first views since opening: `events` replaces the mirror, and they are written at once.
+    fresh: bool,
     /// The last event in `events`.
     last_seq: u64,
+}
+
+impl ViewsOf {
+    fn hand_to(self, views: &Arc<Views>, now: bool) -> Result<(), JournalError> {
+        views.update(self.snapshot, self.events, self.fresh, now)
+    }
 }
 
 /// A run opened for driving.
@@ -467,13 +473,7 @@ impl SledJournal {
         }
         let owner = Some(self.lock.owner().clone());
         let snap = snapshot::build(st.run.clone(), self.attempts()?, self.resources()?, st.next_seq - 1, owner);
-        Ok(ViewsOf {
-            snapshot: snapshot::encode(&snap)?,
-            events,
-            rewrite_events: fresh,
-            now: fresh,
-            last_seq: st.next_seq - 1,
-        })
+        Ok(ViewsOf { snapshot: snapshot::encode(&snap)?, events, fresh, last_seq: st.next_seq - 1 })
     }
 }
 
@@ -485,7 +485,7 @@ impl Drop for SledJournal {
         let st = self.state();
         if st.run.status != RunStatus::Running && st.flushed == Some(st.written) {
             if let Ok(views) = self.views_of(&st) {
-                let _ = self.views.update(views.snapshot, views.events, views.rewrite_events, true);
+                let _ = views.hand_to(&self.views, true);
             }
         }
         drop(st);
@@ -742,12 +742,17 @@ impl RunJournal for SledJournal {
             (st.written, if finished { None } else { Some(self.views_of(&st)?) })
         };
         self.db.flush().map_err(|e| self.sled_err(e))?;
-        if let Some(views) = views {
-            let mirrored = views.last_seq;
-            self.views.update(views.snapshot, views.events, views.rewrite_events, views.now)?;
-            self.state().mirrored_seq = Some(mirrored);
-        }
-        self.state().flushed = Some(written);
+        let mirrored = match views {
+            Some(views) => {
+                let (last_seq, fresh) = (views.last_seq, views.fresh);
+                views.hand_to(&self.views, fresh)?;
+                Some(last_seq)
+            }
+            None => None,
+        };
+        let mut st = self.state();
+        st.mirrored_seq = mirrored.or(st.mirrored_seq);
+        st.flushed = Some(written);
         Ok(())
     }
 }
