@@ -483,10 +483,11 @@ impl Drop for SledJournal {
         // A finished run whose last flush left its views to this close gets them now, built from
         // flushed state only (never ahead of the journal).
         let st = self.state();
-        if st.run.status != RunStatus::Running && st.flushed == Some(st.written) {
-            if let Ok(views) = self.views_of(&st) {
-                let _ = views.hand_to(&self.views, true);
-            }
+        if st.run.status != RunStatus::Running
+            && st.flushed == Some(st.written)
+            && let Ok(views) = self.views_of(&st)
+        {
+            let _ = views.hand_to(&self.views, true);
         }
         drop(st);
         self.views.write_pending();
