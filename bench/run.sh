@@ -37,4 +37,6 @@ echo "versions: $(rustc --version), wharf $("$target/wharf" --version 2>/dev/nul
   "$("$VENV/bin/aws" --version 2>&1), boto3 $("$VENV/bin/python" -c 'import boto3; print(boto3.__version__)')," \
   "moto $("${WHARF_TOOLS_DIR:-$HOME/.cache/wharf/tools}/moto-venv/bin/python" -c 'import moto; print(moto.__version__)')"
 echo
-WHARF_BENCH_VENV=$VENV WHARF_BIN=$target/wharf "$target/wharf-bench" "$@"
+# moto's pid, so the driver can report the CPU moto spends on each tool's run.
+moto_pid=$(ss -Hltnp "sport = :${WHARF_TEST_MOTO##*:}" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2 || true)
+WHARF_BENCH_MOTO_PID=$moto_pid WHARF_BENCH_VENV=$VENV WHARF_BIN=$target/wharf "$target/wharf-bench" "$@"

@@ -31,6 +31,8 @@ pub struct Env {
     pub wharf: PathBuf,
     pub venv_bin: PathBuf,
     pub moto: String,
+    /// moto's process, to measure the CPU it spends on each run (`WHARF_BENCH_MOTO_PID`).
+    pub moto_pid: Option<u32>,
     /// `--param` values for wharf (the image, or the registry to build and push it to).
     pub wharf_params: Vec<String>,
     /// Extra environment of every tool (IMAGE or IMAGE_DIR + REGISTRY..., registry credentials).
@@ -49,6 +51,8 @@ pub struct RunResult {
     /// wharf only: wall-clock ms (epoch) at spawn, and how long `wharf run` took before teardown.
     pub started_at_ms: u64,
     pub run_process: Duration,
+    /// CPU time moto's process used during the run (user + system), when its pid is known.
+    pub moto_cpu: Option<Duration>,
 }
 
 /// Resets moto, creates the bucket the tutorial assumes exists, and warms moto up (all outside
@@ -89,6 +93,7 @@ async fn reqwest_free_post(base: &str, path: &str) -> bool {
 pub async fn run(env: &Env, tool: Tool, proxy: &Arc<Proxy>, aws: &aws_config::SdkConfig) -> RunResult {
     proxy.take();
     let standin = tokio::spawn(play_container(proxy.clone(), aws.clone(), env.root.clone()));
+    let moto_before = env.moto_pid.and_then(process_cpu);
     let start = Instant::now();
     let started_at_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
     let mut rss = 0;
@@ -118,7 +123,25 @@ pub async fn run(env: &Env, tool: Tool, proxy: &Arc<Proxy>, aws: &aws_config::Sd
     }
     let wall = start.elapsed();
     standin.abort();
-    RunResult { wall, max_rss_kib: rss, calls: proxy.take(), start, run_id, started_at_ms, run_process }
+    let moto_cpu = match (moto_before, env.moto_pid.and_then(process_cpu)) {
+        (Some(before), Some(after)) => Some(after.saturating_sub(before)),
+        _ => None,
+    };
+    RunResult { wall, max_rss_kib: rss, calls: proxy.take(), start, run_id, started_at_ms, run_process, moto_cpu }
+}
+
+/// User + system CPU time of a process, all its threads (including finished ones: moto serves
+/// each request on a new thread), from `/proc/PID/stat`. Its unit is the clock tick (10 ms here).
+pub fn process_cpu(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) start at field 3; utime and
+    // stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Some(Duration::from_millis(ticks * 1000 / hz.max(1)))
 }
 
 fn wharf_args(env: &Env, args: &[&str], image: bool) -> Vec<String> {

@@ -117,6 +117,7 @@ async fn async_main(o: Opts, root: PathBuf, scratch: &Path) {
         wharf: std::env::var("WHARF_BIN").map(PathBuf::from).unwrap_or_else(|_| exe.with_file_name("wharf")),
         venv_bin: PathBuf::from(var("WHARF_BENCH_VENV")).join("bin"),
         moto: moto.clone(),
+        moto_pid: std::env::var("WHARF_BENCH_MOTO_PID").ok().and_then(|p| p.parse().ok()),
         wharf_params,
         tool_env,
         state: scratch.join("wharf-state"),
@@ -233,18 +234,20 @@ fn report(env: &Env, label: &str, delay: u64, results: &BTreeMap<&str, Vec<RunRe
     let wharf = med(Tool::Wharf).unwrap();
     println!("## End to end {label} (deploy + verify + teardown, whole processes, medians)\n");
     println!(
-        "| tool | runs | median | wharf is faster by | AWS calls | each run, in order |\n|---|---|---|---|---|---|"
+        "| tool | runs | median | wharf is faster by | moto's CPU (median) | AWS calls | each run, in order |\n|---|---|---|---|---|---|---|"
     );
     for tool in [Tool::Wharf, Tool::Boto3, Tool::AwsCli] {
         let Some(v) = results.get(tool.name()) else { continue };
         let m = med(tool).unwrap();
         let calls: Vec<usize> = v.iter().map(|r| r.calls.len()).collect();
+        let moto_cpu: Vec<Duration> = v.iter().filter_map(|r| r.moto_cpu).collect();
         println!(
-            "| {} | {} | {} | {:.1}x | {} | {} |",
+            "| {} | {} | {} | {:.1}x | {} | {} | {} |",
             tool.name(),
             v.len(),
             ms(m),
             m.as_secs_f64() / wharf.as_secs_f64(),
+            if moto_cpu.is_empty() { "?".to_string() } else { ms(median(&moto_cpu)) },
             calls.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "),
             v.iter().map(|r| ms(r.wall)).collect::<Vec<_>>().join(", ")
         );
