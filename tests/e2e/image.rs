@@ -96,15 +96,26 @@ async fn the_example_builds_reproducibly_and_its_image_writes_the_object_with_ta
     let workflow = build_workflow(&s, "build-push", &registry, "", "", "");
 
     // Two builds into two repositories: nothing is shared but the sources.
+    let repositories = [unique("wharf-test/ecs-example"), unique("wharf-test/ecs-example")];
     let mut outputs = vec![];
-    for _ in 0..2 {
-        let out = run(&s, &workflow, &[format!("repository={}", unique("wharf-test/ecs-example"))], &[]);
+    for repository in &repositories {
+        let out = run(&s, &workflow, &[format!("repository={repository}")], &[]);
         assert!(out.status.success(), "build-push failed: {}", both(&out));
         outputs.push(image_step(&s)["last"]["outputs"].clone());
     }
     let digest = outputs[0]["digest"].as_str().unwrap().to_string();
     assert!(digest.starts_with("sha256:"), "{outputs:#?}");
     assert_eq!(outputs[1]["digest"], digest.as_str(), "two builds of the same context differ");
+    let layers = outputs[0]["layers_uploaded"].as_u64().unwrap();
+    assert!(layers >= 1 && outputs.iter().all(|o| o["layers_reused"] == 0), "{outputs:#?}");
+
+    // Again into the first repository: the host's record of what it pushed there finds every layer
+    // by its tar's digest, so none is compressed or uploaded again, and the image is the same.
+    let out = run(&s, &workflow, &[format!("repository={}", repositories[0])], &[]);
+    assert!(out.status.success(), "build-push failed: {}", both(&out));
+    let again = image_step(&s)["last"]["outputs"].clone();
+    assert_eq!(again["digest"], digest.as_str());
+    assert_eq!((again["layers_reused"].as_u64(), again["layers_uploaded"].as_u64()), (Some(layers), Some(0)));
     let image = outputs[0]["image"].as_str().unwrap().to_string();
     assert!(image.starts_with(&format!("{registry}/")) && image.ends_with(&format!("@{digest}")), "{image}");
 

@@ -57,6 +57,8 @@ pub struct Capabilities {
     attempt_durable: Arc<AtomicBool>,
     /// Registry credentials read by this attempt (registry/auth.rs).
     registry_auth: Arc<registry::AuthCache>,
+    /// The host's record of the layers it pushed (registry/layers.rs), shared by all steps.
+    layers: Arc<registry::LayerIndex>,
 }
 
 impl Capabilities {
@@ -73,6 +75,7 @@ impl Capabilities {
             log_budget: Arc::default(),
             attempt_durable: Arc::new(AtomicBool::new(false)),
             registry_auth: Arc::default(),
+            layers: Arc::default(),
         }
     }
 
@@ -91,6 +94,7 @@ impl Capabilities {
             log_budget: self.log_budget.clone(),
             attempt_durable: self.attempt_durable.clone(),
             registry_auth: self.registry_auth.clone(),
+            layers: self.layers.clone(),
         }
     }
 
@@ -102,6 +106,16 @@ impl Capabilities {
 
     pub fn base_dir(&self) -> &std::path::Path {
         &self.base_dir
+    }
+
+    /// The same capabilities recording pushed layers in `layers` (`registry.find-layer`).
+    pub fn with_layer_index(mut self, layers: Arc<registry::LayerIndex>) -> Self {
+        self.layers = layers;
+        self
+    }
+
+    pub fn layer_index(&self) -> &registry::LayerIndex {
+        &self.layers
     }
 
     /// The same capabilities in `mode`.

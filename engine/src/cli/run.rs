@@ -3,6 +3,7 @@
 use super::progress::Progress;
 use super::{Cli, ExitCode, Failure, Output, state};
 use crate::capabilities::CallMode;
+use crate::capabilities::registry::LayerIndex;
 use crate::host::Host;
 use crate::host::cache::ComponentCache;
 use crate::journal::{JournalError, RunStatus, StateBackend};
@@ -81,6 +82,7 @@ where
     let progress = Arc::new(Progress::new(cli.output == Output::Json));
     let mut scheduler = Scheduler::new(Arc::new(host), backend, progress.clone());
     scheduler.mode = mode;
+    scheduler.layers = Arc::new(LayerIndex::in_cache_dir(&cli.cache_dir()));
     let result = runtime.block_on(f(scheduler));
     progress.finish();
     result.map_err(run_failure)

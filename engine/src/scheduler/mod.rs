@@ -15,6 +15,7 @@ pub use teardown::{TEARDOWN_STEP, TeardownOptions, is_teardown_step};
 
 use crate::capabilities::CallMode;
 use crate::capabilities::aws::{Aws, AwsSettings};
+use crate::capabilities::registry::LayerIndex;
 use crate::events::{EventSink, Observer};
 use crate::host::{Host, Plugin, PluginError};
 use crate::journal::{
@@ -78,6 +79,7 @@ pub(crate) struct RunContext {
     events: EventSink,
     aws: Arc<Aws>,
     mode: CallMode,
+    layers: Arc<LayerIndex>,
     /// A background flush is scheduled ([`RunContext::flush_soon`]).
     flush_pending: AtomicBool,
 }
@@ -116,11 +118,13 @@ pub struct Scheduler {
     pub aws_max_attempts: u32,
     /// `Plan` records mutating AWS calls instead of sending them (`wharf plan`).
     pub mode: CallMode,
+    /// The host's record of the registry layers it pushed (`registry.find-layer`); none by default.
+    pub layers: Arc<LayerIndex>,
 }
 
 impl Scheduler {
     pub fn new(host: Arc<Host>, backend: Arc<dyn StateBackend>, observer: Arc<dyn Observer>) -> Self {
-        Scheduler { host, backend, observer, aws_max_attempts: 3, mode: CallMode::Apply }
+        Scheduler { host, backend, observer, aws_max_attempts: 3, mode: CallMode::Apply, layers: Arc::default() }
     }
 
     /// Starts a new run of `workflow` with resolved `params`.
@@ -224,6 +228,7 @@ impl Scheduler {
             events,
             aws,
             mode: self.mode,
+            layers: self.layers.clone(),
             flush_pending: AtomicBool::new(false),
         }))
     }

@@ -105,7 +105,8 @@ async fn run_step_inner(
 
         let caps = Capabilities::new(&ctx.run_id, step_id, grants.clone(), ctx.events.clone(), ctx.aws.clone())
             .with_base_dir(workflow_dir(ctx))
-            .with_mode(ctx.mode);
+            .with_mode(ctx.mode)
+            .with_layer_index(ctx.layers.clone());
         let context = StepContext {
             run_id: ctx.run_id.clone(),
             step_id: step_id.to_string(),

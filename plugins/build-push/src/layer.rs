@@ -62,12 +62,14 @@ impl Tree {
 
 /// A built layer.
 pub struct Layer {
-    pub gzip: Vec<u8>,
-    /// sha256 of `gzip` (the blob).
+    /// The compressed blob; none when the registry has it from an earlier build of the same tar
+    /// (`registry::find_layer`), which then was not compressed again.
+    pub gzip: Option<Vec<u8>>,
+    /// sha256 of the blob, and its size.
     pub digest: String,
+    pub size: u64,
     /// sha256 of the uncompressed tar (the config's `rootfs.diff_ids`).
     pub diff_id: String,
-    pub files: usize,
 }
 
 /// The tree of one COPY/ADD read from the context. Errors are plain messages (the caller adds
@@ -180,8 +182,15 @@ fn extract(tree: &mut Tree, data: &[u8], dest: &str, chown: Option<(u64, u64)>) 
     Ok(())
 }
 
-/// The tree as a deterministic tar (GNU headers for long names), gzip-compressed as it is written
-/// and hashed on the way (the uncompressed tar is never held in the step's memory).
+/// The digest of the tree's tar (its `diff_id`), without compressing it: enough to ask the
+/// registry for a layer built before from the same files (`registry::find_layer`).
+pub fn diff_id(tree: &Tree, mtime: u64) -> Result<String, String> {
+    let tar = write_tar(tree, mtime, Hashing { inner: std::io::sink(), hasher: Sha256::new() })?;
+    Ok(format!("sha256:{}", hex::encode(tar.hasher.finalize())))
+}
+
+/// The tree as a deterministic tar, gzip-compressed as it is written and hashed on the way (the
+/// uncompressed tar is never held in the step's memory).
 pub fn pack(tree: &Tree, mtime: u64) -> Result<Layer, String> {
     // Room for the whole tar even if nothing compresses, so the output never reallocates: a
     // doubling Vec would briefly hold 3x a big binary and overrun the step's memory limit.
@@ -191,7 +200,15 @@ pub fn pack(tree: &Tree, mtime: u64) -> Result<Layer, String> {
     // binary it compresses about twice as fast (level 6 took ~0.5 s of the step, on the deployment's
     // critical path) for a layer ~8% larger. Fixed, so the same content always gives the same digest.
     let gz = GzEncoder::new(Vec::with_capacity((tar_size + tar_size / 1000 + 4096) as usize), Compression::new(1));
-    let mut builder = tar::Builder::new(Hashing { inner: gz, hasher: Sha256::new() });
+    let tar = write_tar(tree, mtime, Hashing { inner: gz, hasher: Sha256::new() })?;
+    let diff_id = format!("sha256:{}", hex::encode(tar.hasher.finalize()));
+    let gzip = tar.inner.finish().map_err(|e| e.to_string())?;
+    Ok(Layer { digest: sha256(&gzip), size: gzip.len() as u64, diff_id, gzip: Some(gzip) })
+}
+
+/// Writes the tree to `out` as a deterministic tar (GNU headers for long names).
+fn write_tar<W: Write>(tree: &Tree, mtime: u64, out: W) -> Result<W, String> {
+    let mut builder = tar::Builder::new(out);
     for (path, entry) in &tree.0 {
         let mut h = tar::Header::new_gnu();
         h.set_mtime(mtime);
@@ -224,10 +241,7 @@ pub fn pack(tree: &Tree, mtime: u64) -> Result<Layer, String> {
             }
         }
     }
-    let tar = builder.into_inner().map_err(|e| e.to_string())?;
-    let diff_id = format!("sha256:{}", hex::encode(tar.hasher.finalize()));
-    let gzip = tar.inner.finish().map_err(|e| e.to_string())?;
-    Ok(Layer { digest: sha256(&gzip), diff_id, gzip, files: tree.0.len() })
+    builder.into_inner().map_err(|e| e.to_string())
 }
 
 fn file_len(entry: &Entry) -> u64 {

@@ -23,7 +23,7 @@ type TarEntry = (String, char, u32, u64, u64, u64, String, String);
 
 /// Each tar entry, in archive order.
 fn entries(layer: &Layer) -> Vec<TarEntry> {
-    let mut gz = flate2::read::GzDecoder::new(layer.gzip.as_slice());
+    let mut gz = flate2::read::GzDecoder::new(layer.gzip.as_deref().unwrap());
     let mut tar = Vec::new();
     gz.read_to_end(&mut tar).unwrap();
     assert_eq!(sha256(&tar), layer.diff_id);
@@ -70,7 +70,7 @@ fn entries_are_sorted_with_parents_and_normalised() {
         assert_eq!((uname.as_str(), gname.as_str()), ("", ""), "{path}");
     }
     // gzip header: no mtime (bytes 4..8), no file name flag.
-    assert_eq!(&layer.gzip[3..8], &[0, 0, 0, 0, 0]);
+    assert_eq!(&layer.gzip.as_deref().unwrap()[3..8], &[0, 0, 0, 0, 0]);
 }
 
 #[test]
@@ -116,7 +116,7 @@ fn context_files_are_streamed_whole_and_a_changed_size_fails() {
     write(dir.path(), "bin/big", &big);
     let layer = pack(&tree(&ctx, &op(&["bin/big"], "/big")).unwrap(), 0).unwrap();
     let mut tar = Vec::new();
-    flate2::read::GzDecoder::new(layer.gzip.as_slice()).read_to_end(&mut tar).unwrap();
+    flate2::read::GzDecoder::new(layer.gzip.as_deref().unwrap()).read_to_end(&mut tar).unwrap();
     let mut archive = tar::Archive::new(tar.as_slice());
     let mut entry = archive.entries().unwrap().next().unwrap().unwrap();
     let mut content = String::new();

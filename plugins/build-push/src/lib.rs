@@ -22,6 +22,11 @@
 //! `--chmod`. The sandbox's file system (WASI) shows no permission bits, so **an executable needs
 //! `COPY --chmod=755`**. Pushing is idempotent: blobs the registry has are not uploaded again.
 //!
+//! **Unchanged layers are not compressed again.** Each layer's tar is hashed first; when the host
+//! pushed a gzip of that very tar to the repository before and the repository still has it
+//! (`registry::find_layer`, the host's record, written only after it unpacked the layer to check),
+//! the step uses that blob. Deflate is most of a build, so a redeploy of unchanged files is fast.
+//!
 //! **Grants.** Built-in, so its declared grants are given automatically, rendered from the inputs:
 //! `fs:Read <context>` (the context is the step's only visible directory, read-only),
 //! `registry:Push <registry>/<repository>`, and `secretsmanager:GetSecretValue <auth.secret_id>`
@@ -116,6 +121,8 @@ pub struct Output {
     pub base: String,
     /// Layers uploaded or copied by this attempt (0 when the registry had them all).
     pub layers_uploaded: u32,
+    /// Layers not built again: the registry has them from an earlier push of the same files.
+    pub layers_reused: u32,
 }
 
 pub struct BuildPush;
@@ -218,13 +225,17 @@ fn build(input: &Input, target: &registry::Repository) -> Result<Built, Error> {
     for ins in rest {
         if let Some(op) = ev.apply(ins).map_err(at)? {
             let tree = layer::tree(&ctx, &op).map_err(|e| at((op.line, e)))?;
-            let built = layer::pack(&tree, mtime).map_err(|e| at((op.line, e)))?;
+            let built = build_layer(&tree, mtime, target).map_err(|e| match e {
+                LayerError::Files(message) => at((op.line, message)),
+                LayerError::Registry(e) => e,
+            })?;
+            let how = if built.gzip.is_some() { "built" } else { "unchanged, in the registry from an earlier build" };
             log::info(&format!(
-                "{file}:{}: layer {} ({} entries, {} bytes gzip)",
+                "{file}:{}: layer {} ({} entries, {} bytes gzip): {how}",
                 op.line,
                 built.digest,
-                built.files,
-                built.gzip.len()
+                tree.0.len(),
+                built.size
             ));
             layers.push(built);
         }
@@ -245,7 +256,7 @@ fn build(input: &Input, target: &registry::Repository) -> Result<Built, Error> {
     }
     diff_ids.extend(layers.iter().map(|l| l.diff_id.clone()));
     for l in &layers {
-        descriptors.push(Descriptor::new(MediaType::ImageLayerGzip, l.gzip.len() as u64, digest(&l.digest)?));
+        descriptors.push(Descriptor::new(MediaType::ImageLayerGzip, l.size, digest(&l.digest)?));
     }
     let config = image::config_json(image::ConfigParts {
         platform: &platform,
@@ -268,6 +279,27 @@ fn build(input: &Input, target: &registry::Repository) -> Result<Built, Error> {
     Ok(Built { base, layers, config, manifest })
 }
 
+enum LayerError {
+    /// About the files (the caller names the Dockerfile line).
+    Files(String),
+    Registry(Error),
+}
+
+/// One COPY/ADD's layer. Its tar is hashed first; when the registry has the gzip of that tar from
+/// an earlier push (the host's record, `registry::find_layer`), it is not compressed again:
+/// deflate is most of a build (about 110 of 190 ms for the example's 12.9 MB binary).
+fn build_layer(tree: &layer::Tree, mtime: u64, target: &registry::Repository) -> Result<layer::Layer, LayerError> {
+    let diff_id = layer::diff_id(tree, mtime).map_err(LayerError::Files)?;
+    if let Some(found) = registry::find_layer(target, &diff_id).map_err(|e| LayerError::Registry(e.into()))? {
+        return Ok(layer::Layer { gzip: None, digest: found.digest, size: found.size, diff_id });
+    }
+    let built = layer::pack(tree, mtime).map_err(LayerError::Files)?;
+    if built.diff_id != diff_id {
+        return Err(LayerError::Files("the files changed while the layer was built; build again".into()));
+    }
+    Ok(built)
+}
+
 fn digest(text: &str) -> Result<oci_spec::image::Digest, Error> {
     text.parse().map_err(|e| Error::permanent("InvalidDigest", format!("{text}: {e}")))
 }
@@ -287,14 +319,19 @@ fn push(input: &Input, target: &registry::Repository, built: Built) -> Result<Ou
             ));
         }
     }
+    let mut reused = 0u32;
     for (i, layer) in built.layers.iter().enumerate() {
+        let Some(gzip) = &layer.gzip else {
+            reused += 1;
+            continue; // find_layer saw it in this repository.
+        };
         log::progress(&format!("layer {} of {}", i + 1, built.layers.len()));
-        let sent = registry::push_blob(target, &layer.digest, &layer.gzip)?;
+        let sent = registry::push_layer(target, &layer.digest, &layer.diff_id, gzip)?;
         uploaded += u32::from(sent);
         log::info(&format!(
             "layer {} ({} bytes): {}",
             layer.digest,
-            layer.gzip.len(),
+            layer.size,
             if sent { "uploaded" } else { "already there" }
         ));
     }
@@ -318,6 +355,7 @@ fn push(input: &Input, target: &registry::Repository, built: Built) -> Result<Ou
         reference: format!("{where_}:{}", input.tag),
         base: built.base.map_or_else(|| "scratch".to_string(), |b| b.pinned),
         layers_uploaded: uploaded,
+        layers_reused: reused,
     })
 }
 

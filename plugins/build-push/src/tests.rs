@@ -18,6 +18,21 @@ fn registry(host: &FakeHost) -> Store {
         assert_eq!(image::sha256(data), digest);
         Ok(s.borrow_mut().entry(repo.name.clone()).or_default().insert(digest.into(), data.to_vec()).is_none())
     });
+    // Like the host: push_layer records the layer by its tar's digest, find_layer answers from
+    // that record while the repository has the blob.
+    let layers: Rc<RefCell<HashMap<(String, String), registry::Layer>>> = Rc::default();
+    let (s, l) = (store.clone(), layers.clone());
+    host.on_push_layer(move |repo, digest, diff_id, data| {
+        assert_eq!(image::sha256(data), digest);
+        let layer = registry::Layer { digest: digest.into(), size: data.len() as u64 };
+        l.borrow_mut().insert((repo.name.clone(), diff_id.into()), layer);
+        Ok(s.borrow_mut().entry(repo.name.clone()).or_default().insert(digest.into(), data.to_vec()).is_none())
+    });
+    let s = store.clone();
+    host.on_find_layer(move |repo, diff_id| {
+        let found = layers.borrow().get(&(repo.name.clone(), diff_id.to_string())).cloned();
+        Ok(found.filter(|l| s.borrow().get(&repo.name).is_some_and(|r| r.contains_key(&l.digest))))
+    });
     let s = store.clone();
     host.on_copy_blob(move |from, to, digest| {
         let data = s.borrow()[&from.name][digest].clone();
@@ -70,7 +85,11 @@ fn a_scratch_image_is_pushed_layers_then_config_then_manifest() {
     assert_eq!(out["reference"], "127.0.0.1:5000/team/app:v1");
     assert_eq!((out["base"].as_str(), out["layers_uploaded"].as_u64()), (Some("scratch"), Some(2)));
     let order: Vec<&str> = host.calls().iter().map(|c| c.function).collect();
-    assert_eq!(order, ["registry::push_blob", "registry::push_blob", "registry::push_blob", "registry::push_manifest"]);
+    // Each layer is looked up by its tar's digest before it is compressed; then layers (checked
+    // and recorded by the host), config, manifest.
+    let lookups = ["registry::find_layer", "registry::find_layer"];
+    let pushes = ["registry::push_layer", "registry::push_layer", "registry::push_blob", "registry::push_manifest"];
+    assert_eq!(order, [&lookups[..], &pushes[..]].concat());
 
     let store = store.borrow();
     let repo = &store["team/app"];
@@ -100,7 +119,9 @@ fn builds_are_reproducible_and_a_second_push_uploads_nothing() {
     let first = host.run::<BuildPush>(inputs(dir.path())).unwrap();
     let second = host.run::<BuildPush>(inputs(dir.path())).unwrap();
     assert_eq!(first["digest"], second["digest"]);
-    assert_eq!(second["layers_uploaded"], 0);
+    assert_eq!((&first["layers_uploaded"], &first["layers_reused"]), (&json!(2), &json!(0)));
+    // The second build found both layers by their tars' digests and compressed neither.
+    assert_eq!((&second["layers_uploaded"], &second["layers_reused"]), (&json!(0), &json!(2)));
     assert_eq!(store.borrow()["team/app"].len(), 5, "2 layers, config, manifest, tag");
 
     // A fresh host (fresh hash seeds), same bytes; a changed file, another digest.
@@ -172,7 +193,7 @@ fn serve_base(host: &FakeHost, store: &Store) -> (String, String) {
         },
         "layers": [{
             "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
-            "size": layer.gzip.len(),
+            "size": layer.size,
             "digest": layer.digest
         }]
     }))
@@ -196,7 +217,7 @@ fn serve_base(host: &FakeHost, store: &Store) -> (String, String) {
         ]
     }))
     .unwrap();
-    let blobs = HashMap::from([(image::sha256(&config), config), (layer.digest.clone(), layer.gzip.clone())]);
+    let blobs = HashMap::from([(image::sha256(&config), config), (layer.digest.clone(), layer.gzip.clone().unwrap())]);
     store.borrow_mut().insert("library/alpine".into(), blobs.clone());
     let (m, d) = (manifest.clone(), manifest_digest.clone());
     host.on_pull_manifest(move |repo, reference| {

@@ -258,6 +258,14 @@ pub mod registry {
         /// Uploads a blob unless the repository has it; true if it was uploaded (invalid-input
         /// when `data` does not hash to `digest`). Grant: `registry:Push <registry>/<name>`.
         fn push_blob(repo: &Repository, digest: &str, data: &[u8]) -> bool, fake on_push_blob;
+        /// The gzip layer whose tar has digest `diff_id`, if the host pushed it to this repository
+        /// before (`push_layer`) and the repository still has it: a build can skip compressing
+        /// unchanged files. Grant: `registry:Push <registry>/<name>`.
+        fn find_layer(repo: &Repository, diff_id: &str) -> Option<Layer>, fake on_find_layer;
+        /// `push_blob` for a gzip layer whose tar hashes to `diff_id`: the host unpacks it to check
+        /// (invalid-input `DiffIdMismatch` if not), uploads it unless the repository has it, and
+        /// records it for `find_layer`. True if it was uploaded. Grant: `registry:Push <registry>/<name>`.
+        fn push_layer(repo: &Repository, digest: &str, diff_id: &str, data: &[u8]) -> bool, fake on_push_layer;
         /// Copies a blob between repositories inside the host (e.g. a base image's layer); true if
         /// it was copied. Grants: `registry:Pull` on `from`, `registry:Push` on `to`.
         fn copy_blob(from: &Repository, to: &Repository, digest: &str) -> bool, fake on_copy_blob;

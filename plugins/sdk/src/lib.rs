@@ -57,7 +57,7 @@ pub use step::{Context, Step};
 /// The WIT package plugins built with this SDK import: `wharf:plugin`.
 pub const WIT_PACKAGE: &str = "wharf:plugin";
 /// The version of [`WIT_PACKAGE`] this SDK was generated from (see `wharf plugin inspect`).
-pub const WIT_VERSION: &str = "0.1.2";
+pub const WIT_VERSION: &str = "0.1.3";
 
 #[doc(hidden)]
 pub mod __private {

@@ -121,7 +121,7 @@ impl<'a> Session<'a> {
         self.send("registry:HeadBlob", &target, "checking a blob", self.client.blob_exists(&image, digest)).await
     }
 
-    pub async fn push_blob(&self, digest: &str, data: Vec<u8>) -> Result<(), WitError> {
+    pub async fn push_blob(&self, digest: &str, data: impl Into<bytes::Bytes>) -> Result<(), WitError> {
         let image = self.reference(digest);
         let target = format!("@{digest}");
         let request = self.client.push_blob(&image, data, digest);
