@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tool {
     Wharf,
+    /// wharf with no record of the layers it pushed before (`<cache>/registry-layers` removed):
+    /// every layer is compressed and pushed as in a first build.
+    WharfFirstBuild,
     AwsCli,
     Boto3,
 }
@@ -20,6 +23,7 @@ impl Tool {
     pub fn name(self) -> &'static str {
         match self {
             Tool::Wharf => "wharf",
+            Tool::WharfFirstBuild => "wharf, first build",
             Tool::AwsCli => "aws CLI script",
             Tool::Boto3 => "boto3 script",
         }
@@ -92,6 +96,10 @@ async fn reqwest_free_post(base: &str, path: &str) -> bool {
 /// Runs one tool to completion with the container stand-in armed.
 pub async fn run(env: &Env, tool: Tool, proxy: &Arc<Proxy>, aws: &aws_config::SdkConfig) -> RunResult {
     proxy.take();
+    if tool == Tool::WharfFirstBuild {
+        // Outside the timing, like moto's reset. The compiled plugins stay cached.
+        let _ = std::fs::remove_dir_all(env.state.join("cache/registry-layers"));
+    }
     let standin = tokio::spawn(play_container(proxy.clone(), aws.clone(), env.root.clone()));
     let moto_before = env.moto_pid.and_then(process_cpu);
     let start = Instant::now();
@@ -100,7 +108,7 @@ pub async fn run(env: &Env, tool: Tool, proxy: &Arc<Proxy>, aws: &aws_config::Sd
     let mut run_id = None;
     let mut run_process = Duration::ZERO;
     match tool {
-        Tool::Wharf => {
+        Tool::Wharf | Tool::WharfFirstBuild => {
             let out = spawn(env, &env.wharf, &wharf_args(env, &["run", "workflows/ecs-example.toml"], true), proxy);
             last_wharf_output(&out.0);
             rss = rss.max(out.1);

@@ -182,6 +182,9 @@ async fn async_main(o: Opts, root: PathBuf, scratch: &Path) {
         let mut results: BTreeMap<&str, Vec<RunResult>> = BTreeMap::new();
         for round in 0..runs {
             let mut tools = vec![Tool::Wharf, Tool::Boto3];
+            if delay == 0 {
+                tools.push(Tool::WharfFirstBuild);
+            }
             if round < cli_runs {
                 tools.push(Tool::AwsCli);
             }
@@ -236,7 +239,7 @@ fn report(env: &Env, label: &str, delay: u64, results: &BTreeMap<&str, Vec<RunRe
     println!(
         "| tool | runs | median | wharf is faster by | moto's CPU (median) | AWS calls | each run, in order |\n|---|---|---|---|---|---|---|"
     );
-    for tool in [Tool::Wharf, Tool::Boto3, Tool::AwsCli] {
+    for tool in [Tool::Wharf, Tool::Boto3, Tool::AwsCli, Tool::WharfFirstBuild] {
         let Some(v) = results.get(tool.name()) else { continue };
         let m = med(tool).unwrap();
         let calls: Vec<usize> = v.iter().map(|r| r.calls.len()).collect();
@@ -250,6 +253,14 @@ fn report(env: &Env, label: &str, delay: u64, results: &BTreeMap<&str, Vec<RunRe
             if moto_cpu.is_empty() { "?".to_string() } else { ms(median(&moto_cpu)) },
             calls.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", "),
             v.iter().map(|r| ms(r.wall)).collect::<Vec<_>>().join(", ")
+        );
+    }
+    if let (Some(first), Some(boto3)) = (med(Tool::WharfFirstBuild), med(Tool::Boto3)) {
+        println!(
+            "\nwharf, first build (the host has no record of the image's layers, so build-push compresses \
+             them and the host unpacks them to check): median {}, the boto3 script takes {:.1}x as long",
+            ms(first),
+            boto3.as_secs_f64() / first.as_secs_f64()
         );
     }
     let w = &results[Tool::Wharf.name()];

@@ -182,28 +182,73 @@ fn extract(tree: &mut Tree, data: &[u8], dest: &str, chown: Option<(u64, u64)>) 
     Ok(())
 }
 
-/// The digest of the tree's tar (its `diff_id`), without compressing it: enough to ask the
-/// registry for a layer built before from the same files (`registry::find_layer`).
-pub fn diff_id(tree: &Tree, mtime: u64) -> Result<String, String> {
+/// A layer's tar, hashed but not compressed: enough to ask the registry for a layer built before
+/// from the same files (`registry::find_layer`).
+pub struct Tar {
+    pub diff_id: String,
+    /// The tar itself when it is at most [`HOLD_TAR_UP_TO`], so compressing it reads no file again.
+    bytes: Option<Vec<u8>>,
+}
+
+/// A bigger tar is streamed again from the files when it must be compressed: the step's memory
+/// would otherwise hold the tar and its gzip at once (2x a big binary, against 128 MiB by default).
+const HOLD_TAR_UP_TO: u64 = 32 << 20;
+
+/// Hashes the tree's tar (its `diff_id`).
+pub fn hash(tree: &Tree, mtime: u64) -> Result<Tar, String> {
+    hash_holding(tree, mtime, HOLD_TAR_UP_TO)
+}
+
+fn hash_holding(tree: &Tree, mtime: u64, hold_up_to: u64) -> Result<Tar, String> {
+    let size = tar_size(tree);
+    let finish = |h: Sha256| format!("sha256:{}", hex::encode(h.finalize()));
+    if size <= hold_up_to {
+        let tar = write_tar(tree, mtime, Hashing { inner: Vec::with_capacity(size as usize), hasher: Sha256::new() })?;
+        return Ok(Tar { diff_id: finish(tar.hasher), bytes: Some(tar.inner) });
+    }
     let tar = write_tar(tree, mtime, Hashing { inner: std::io::sink(), hasher: Sha256::new() })?;
-    Ok(format!("sha256:{}", hex::encode(tar.hasher.finalize())))
+    Ok(Tar { diff_id: finish(tar.hasher), bytes: None })
+}
+
+/// The layer of a hashed tar: compressed from the tar held by [`hash`], or packed again from the
+/// files, which must give the same tar (else they changed in between, and the build fails).
+pub fn compress(tree: &Tree, mtime: u64, tar: Tar) -> Result<Layer, String> {
+    let Some(bytes) = tar.bytes else {
+        let layer = pack(tree, mtime)?;
+        if layer.diff_id != tar.diff_id {
+            return Err("the files changed while the layer was built; build again".into());
+        }
+        return Ok(layer);
+    };
+    let mut gz = gzip_encoder(bytes.len() as u64);
+    gz.write_all(&bytes).map_err(|e| e.to_string())?;
+    drop(bytes);
+    let gzip = gz.finish().map_err(|e| e.to_string())?;
+    Ok(Layer { digest: sha256(&gzip), size: gzip.len() as u64, diff_id: tar.diff_id, gzip: Some(gzip) })
 }
 
 /// The tree as a deterministic tar, gzip-compressed as it is written and hashed on the way (the
 /// uncompressed tar is never held in the step's memory).
 pub fn pack(tree: &Tree, mtime: u64) -> Result<Layer, String> {
-    // Room for the whole tar even if nothing compresses, so the output never reallocates: a
-    // doubling Vec would briefly hold 3x a big binary and overrun the step's memory limit.
-    // (A header, maybe a GNU long-name header, and the data in 512-byte blocks per entry.)
-    let tar_size: u64 = tree.0.values().map(|e| 1536 + file_len(e).next_multiple_of(512)).sum::<u64>() + 1024;
-    // GzEncoder writes mtime 0 and no file name unless told otherwise. Level 1, not 6: for a 12.9 MB
-    // binary it compresses about twice as fast (level 6 took ~0.5 s of the step, on the deployment's
-    // critical path) for a layer ~8% larger. Fixed, so the same content always gives the same digest.
-    let gz = GzEncoder::new(Vec::with_capacity((tar_size + tar_size / 1000 + 4096) as usize), Compression::new(1));
-    let tar = write_tar(tree, mtime, Hashing { inner: gz, hasher: Sha256::new() })?;
+    let tar = write_tar(tree, mtime, Hashing { inner: gzip_encoder(tar_size(tree)), hasher: Sha256::new() })?;
     let diff_id = format!("sha256:{}", hex::encode(tar.hasher.finalize()));
     let gzip = tar.inner.finish().map_err(|e| e.to_string())?;
     Ok(Layer { digest: sha256(&gzip), size: gzip.len() as u64, diff_id, gzip: Some(gzip) })
+}
+
+/// At least the tree's tar size: a header, maybe a GNU long-name header, and the data in 512-byte
+/// blocks per entry, and the two end blocks.
+fn tar_size(tree: &Tree) -> u64 {
+    tree.0.values().map(|e| 1536 + file_len(e).next_multiple_of(512)).sum::<u64>() + 1024
+}
+
+/// GzEncoder writes mtime 0 and no file name unless told otherwise. Level 1, not 6: for a 12.9 MB
+/// binary it compresses about twice as fast (level 6 took ~0.5 s of the step, on the deployment's
+/// critical path) for a layer ~8% larger. Fixed, so the same content always gives the same digest.
+fn gzip_encoder(tar_size: u64) -> GzEncoder<Vec<u8>> {
+    // Room for the whole tar even if nothing compresses, so the output never reallocates: a
+    // doubling Vec would briefly hold 3x a big binary and overrun the step's memory limit.
+    GzEncoder::new(Vec::with_capacity((tar_size + tar_size / 1000 + 4096) as usize), Compression::new(1))
 }
 
 /// Writes the tree to `out` as a deterministic tar (GNU headers for long names).

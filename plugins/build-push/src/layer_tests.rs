@@ -170,3 +170,23 @@ fn add_unpacks_a_local_tar_gz_keeping_its_modes() {
     // COPY does not unpack.
     assert!(tree(&ctx, &op(&["tool.tar.gz"], "/opt/")).unwrap().0.contains_key("opt/tool.tar.gz"));
 }
+
+/// Hashing first, then compressing (from the held tar, or from the files again when the tar is too
+/// big to hold) gives the layer `pack` gives; files that change in between fail the build.
+#[test]
+fn hash_then_compress_is_pack_and_files_changed_in_between_fail() {
+    let (dir, ctx) = context();
+    let t = tree(&ctx, &op(&["."], "/app/")).unwrap();
+    let packed = pack(&t, 0).unwrap();
+    for hold_up_to in [HOLD_TAR_UP_TO, 0] {
+        let tar = hash_holding(&t, 0, hold_up_to).unwrap();
+        assert_eq!(tar.diff_id, packed.diff_id);
+        assert_eq!(tar.bytes.is_some(), hold_up_to > 0);
+        let layer = compress(&t, 0, tar).unwrap();
+        assert_eq!((layer.digest, layer.size, layer.gzip), (packed.digest.clone(), packed.size, packed.gzip.clone()));
+    }
+    let streamed = hash_holding(&t, 0, 0).unwrap();
+    write(dir.path(), "conf/z.toml", "y"); // same size: only the digest tells
+    let err = compress(&t, 0, streamed).err().expect("changed files must fail the build");
+    assert!(err.contains("changed while the layer was built; build again"), "{err}");
+}
