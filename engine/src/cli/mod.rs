@@ -28,7 +28,8 @@ pub struct Cli {
     /// `s3://BUCKET/PREFIX[?region=R&endpoint=URL]` (shared by a team; see docs/state.md).
     #[arg(long, global = true, env = "WHARF_STATE", value_name = "STATE")]
     pub state: Option<String>,
-    /// Where compiled plugins are cached (default: `<state-dir>/cache`).
+    /// Where compiled plugins, and the record of registry layers pushed, are cached (default:
+    /// `<state-dir>/cache`). Deleting it only costs recompiling and recompressing.
     #[arg(long, global = true, env = "WHARF_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
     /// Output format for commands that report results.
