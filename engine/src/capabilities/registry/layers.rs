@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerRecord {
@@ -73,12 +74,17 @@ impl LayerIndex {
     }
 }
 
-/// `sha256:...` of what the gzip `data` unpacks to, or why it does not unpack.
-pub fn unpacked_digest(data: &[u8]) -> Result<String, String> {
+/// `sha256:...` of what the gzip `data` unpacks to, or why it does not unpack. Stops early once
+/// `abandoned` is set: a gzip bomb (128 MiB can unpack to ~130 GB) must not keep a host thread
+/// busy after the call that asked for it has gone (its step timed out or was cancelled).
+pub fn unpacked_digest(data: &[u8], abandoned: &AtomicBool) -> Result<String, String> {
     let mut gz = flate2::read::MultiGzDecoder::new(data);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
+        if abandoned.load(Ordering::Relaxed) {
+            return Err("the call was abandoned before the layer was unpacked".into());
+        }
         match gz.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => hasher.update(&buf[..n]),
@@ -149,7 +155,11 @@ mod tests {
     fn the_unpacked_digest_is_the_tars_and_non_gzip_is_refused() {
         let tar = b"not really a tar, but bytes all the same".repeat(1000);
         let expected = format!("sha256:{}", hex::encode(Sha256::digest(&tar)));
-        assert_eq!(unpacked_digest(&gzip(&tar)), Ok(expected));
-        assert!(unpacked_digest(&tar).unwrap_err().contains("not gzip"));
+        let running = AtomicBool::new(false);
+        assert_eq!(unpacked_digest(&gzip(&tar), &running), Ok(expected));
+        assert!(unpacked_digest(&tar, &running).unwrap_err().contains("not gzip"));
+        // An abandoned call stops at the next chunk instead of unpacking all of it.
+        let bomb = gzip(&vec![0u8; 64 << 20]);
+        assert!(unpacked_digest(&bomb, &AtomicBool::new(true)).unwrap_err().contains("abandoned"));
     }
 }

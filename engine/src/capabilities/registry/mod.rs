@@ -35,6 +35,8 @@ use crate::host::sandbox::SandboxState;
 use crate::journal::Resource;
 use client::{Scheme, Session};
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The ledger kind of pushed images.
 pub const IMAGE_KIND: &str = "registry:image";
@@ -92,9 +94,12 @@ impl Host for SandboxState {
         // Unpacked on the blocking pool while the registry is asked and sent the blob: on this
         // machine about 30 ms for the example's 12.9 MB layer, mostly hidden by the upload.
         let data = bytes::Bytes::from(data);
+        let abandoned = Arc::new(AtomicBool::new(false));
+        // Dropped with this call, however it ends (a step deadline drops it mid-await too).
+        let _stop_unpacking = SetOnDrop(abandoned.clone());
         let unpacking = tokio::task::spawn_blocking({
             let data = data.clone();
-            move || layers::unpacked_digest(&data)
+            move || layers::unpacked_digest(&data, &abandoned)
         });
         let planned = caps.plan("registry:PushBlob", &format!("{resource}@{digest}"), &format!("({size} bytes)"));
         let uploaded = if planned {
@@ -210,6 +215,15 @@ impl Host for SandboxState {
         names::check_digest(&digest)?;
         authorize(caps, "registry:Pull", &repo)?;
         open(caps, &repo).await?.pull_blob(&digest).await
+    }
+}
+
+/// Sets its flag when dropped.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 
