@@ -39,10 +39,11 @@ pub use self::sled::SledBackend;
 /// Where run state lives. Implementations must let readers see runs that other processes are driving.
 pub trait StateBackend: Send + Sync {
     /// Creates the run (error if the id exists) and returns it locked by this process. It may
-    /// return before the run is durable, with its first flush started: nothing before a step's
-    /// first side effect (which waits for a flush) needs it. The sled backend does so; a sled run
-    /// whose process died before that flush is [`JournalError::NeverRecorded`]. The S3 backend's
-    /// run is durable when this returns.
+    /// return before the run is durable, leaving its first flush to the caller: nothing before a
+    /// step's first side effect (which waits for a flush) needs it, and the scheduler makes one
+    /// within 50 ms anyway (`RunContext::flush_soon`), so a short run waits for the disk once, at
+    /// its end. The sled backend does so; a sled run whose process died before that flush is
+    /// [`JournalError::NeverRecorded`]. The S3 backend's run is durable when this returns.
     fn create_run(&self, run: RunRecord) -> Result<Arc<dyn RunJournal>, JournalError>;
     /// Opens an existing run for driving it (resume). [`JournalError::Locked`] if another process (or another
     /// handle in this process) holds it; [`JournalError::NotFound`] with recent run ids as a hint.
@@ -131,19 +132,6 @@ pub async fn flush_off_worker(journal: &Arc<dyn RunJournal>) -> Result<(), Journ
             // Only when the runtime shuts down under us.
             Err(e) => Err(JournalError::Io { path: PathBuf::new(), source: std::io::Error::other(e) }),
         },
-    }
-}
-
-/// Starts a [`RunJournal::flush`] on tokio's blocking pool and does not wait for it; an error is
-/// left to the next flush the run waits for, which meets it again and reports it. Outside a
-/// runtime it flushes at once.
-pub(crate) fn flush_in_background(journal: Arc<dyn RunJournal>) -> Result<(), JournalError> {
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => {
-            drop(runtime.spawn_blocking(move || journal.flush()));
-            Ok(())
-        }
-        Err(_) => journal.flush(),
     }
 }
 

@@ -119,8 +119,8 @@ impl SledBackend {
             if stamp {
                 run.updated_at_ms = now;
             }
-            // Not flushed here: `create_run` starts the run's first flush without waiting for it
-            // (see `StateBackend::create_run`); `import_run` flushes once everything is in.
+            // Not flushed here: a created run's first flush is its driver's (see
+            // `StateBackend::create_run`); `import_run` flushes once everything is in.
             let journal = SledJournal::open(dir.clone(), lock, Some(run))?;
             Ok(journal)
         })();
@@ -134,11 +134,9 @@ impl SledBackend {
 
 impl StateBackend for SledBackend {
     fn create_run(&self, run: RunRecord) -> Result<Arc<dyn RunJournal>, JournalError> {
-        let journal: Arc<dyn RunJournal> = Arc::new(self.create(run, true)?);
-        // The run's first durability point, not waited for: every side effect waits for a flush
-        // anyway, and the run's end does. It saves a run the disk's latency before its first step.
-        super::flush_in_background(journal.clone())?;
-        Ok(journal)
+        // Not flushed here: every side effect waits for a flush anyway, and the run's end does.
+        // The caller makes the first one soon (the scheduler, `RunContext::flush_soon`).
+        Ok(Arc::new(self.create(run, true)?))
     }
 
     fn import_run(&self, dump: super::RunDump) -> Result<(), JournalError> {

@@ -218,7 +218,7 @@ fn second_open_is_locked_with_owner_and_released_after_drop() {
     let msg = err.to_string();
     assert!(msg.contains(&format!("pid {}", owner.pid)) && msg.contains("wait for it or stop that process"), "{msg}");
 
-    // The run's first flush (the scheduler starts one at once). Its views follow within
+    // The run's first flush (the scheduler makes one within 50 ms). Its views follow within
     // views::INTERVAL, and read_run waits for them.
     j.flush().unwrap();
     let snap = b.read_run("r1").unwrap();

@@ -253,6 +253,10 @@ impl Scheduler {
         let run_id = journal.run().id;
         let (mut outputs, prior) = recorded_progress(journal.as_ref(), &rerun)?;
         let ctx = self.context(journal.clone(), events.clone(), workflow.clone(), params, plugins)?;
+        // The run's first durability point (a new sled run has none yet, see
+        // `StateBackend::create_run`): within FLUSH_LATENCY, unless a side effect or the run's end
+        // makes one sooner. A short run then waits for the disk once, at its end.
+        ctx.flush_soon();
 
         let mut pending: Vec<String> =
             workflow.topo_order().into_iter().filter(|id| !outputs.contains_key(*id)).map(str::to_string).collect();
