@@ -5,9 +5,10 @@
 //! 0644 for files and 0755 for directories unless `--chmod` (WASI shows no permission bits, so
 //! an executable needs `--chmod=755`), gzip with mtime 0 and a fixed level in pure Rust.
 //!
-//! Files of the build context are not held in memory: the tree records their path and size, and
-//! `pack` streams each one through tar, gzip and the hashers (the step's memory holds the
-//! compressed layer, not the binary it packs as well).
+//! The tree records the context's files by path and size; they are read when the layer is hashed
+//! ([`hash`]). A tar of up to 32 MiB is held from there to be compressed if the registry has no
+//! layer of it ([`compress`]); a bigger one is streamed through tar, gzip and the hashers again
+//! ([`pack`]), so the step's memory holds its compressed layer, not the binary it packs as well.
 
 use crate::context::{Context, Kind, clean_relative};
 use crate::eval::{CopyOp, clean_absolute};

@@ -92,7 +92,8 @@ impl Host for SandboxState {
         let resource = authorize(caps, "registry:Push", &repo)?;
         let size = data.len() as u64;
         // Unpacked on the blocking pool while the registry is asked and sent the blob: on this
-        // machine about 30 ms for the example's 12.9 MB layer, mostly hidden by the upload.
+        // machine about 40 ms for the example's 12.9 MB layer, longer than a loopback upload, so a
+        // first build waits for part of it (BENCHMARKS.md, fifth round).
         let data = bytes::Bytes::from(data);
         let abandoned = Arc::new(AtomicBool::new(false));
         // Dropped with this call, however it ends (a step deadline drops it mid-await too).
