@@ -134,8 +134,6 @@ impl SledBackend {
 
 impl StateBackend for SledBackend {
     fn create_run(&self, run: RunRecord) -> Result<Arc<dyn RunJournal>, JournalError> {
-        // Not flushed here: every side effect waits for a flush anyway, and the run's end does.
-        // The caller makes the first one soon (the scheduler, `RunContext::flush_soon`).
         Ok(Arc::new(self.create(run, true)?))
     }
 

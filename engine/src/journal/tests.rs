@@ -537,8 +537,8 @@ fn prepared_run_directories_are_hidden_claimed_once_and_adopted() {
     assert_eq!(spares(), [".spare"], "the first spare of a state directory has the well-known name");
 }
 
-/// Creating a run does not wait for a flush (the scheduler starts one and goes on), so a process
-/// killed in its first moments leaves a claimed directory with nothing in its journal. No step of
+/// Creating a run does not flush it (the scheduler makes its first flush within 50 ms), so a
+/// process killed in its first moments leaves a claimed directory with nothing in its journal. No step of
 /// it acted (every side effect waits for a flush): listings skip it, and opening it says so.
 #[test]
 fn a_run_killed_before_its_first_flush_is_skipped_and_explained() {
