@@ -2,7 +2,7 @@
 //! Secrets Manager secret (`{"username", "password"}`, the format ECS `repositoryCredentials`
 //! uses) or an ECR token. The plaintext lives in `Zeroizing` buffers kept for the step attempt
 //! ([`AuthCache`]: a build's several registry calls read the secret once, as a script would) and in
-//! the per-call oci-client session; it never reaches the plugin, and messages name the secret only.
+//! the attempt's oci-client clients; it never reaches the plugin, and messages name the secret only.
 
 use super::Capabilities;
 use super::errors::Context;
@@ -23,21 +23,33 @@ pub(super) fn authorize(caps: &Capabilities, auth: &Auth) -> Result<(), WitError
     }
 }
 
-/// Credentials read during one step attempt, by where they came from. Dropped (and zeroized) with
-/// the attempt's capabilities, so a rotated secret is read again by the next attempt.
+/// Credentials read during one step attempt, by where they came from, and the registry clients
+/// that hold them (client.rs). Dropped (and zeroized) with the attempt's capabilities, so a
+/// rotated secret is read again by the next attempt.
 #[derive(Default)]
-pub struct AuthCache(tokio::sync::Mutex<HashMap<String, (Zeroizing<String>, Zeroizing<String>)>>);
+pub struct AuthCache {
+    credentials: tokio::sync::Mutex<HashMap<String, (Zeroizing<String>, Zeroizing<String>)>>,
+    pub(super) clients: std::sync::Mutex<HashMap<String, oci_client::Client>>,
+}
+
+/// Where credentials come from, as a cache key (never the credentials themselves).
+pub(super) fn source_key(auth: &Auth) -> String {
+    match auth {
+        Auth::Anonymous => "anonymous".to_string(),
+        Auth::BasicFromSecret(secret) => format!("secret:{secret}"),
+        Auth::Ecr => "ecr".to_string(),
+    }
+}
 
 /// The credentials to send, read once per attempt. (An ECR token is good for every registry the
 /// AWS identity may use.)
 pub(super) async fn credentials(caps: &Capabilities, auth: &Auth) -> Result<RegistryAuth, WitError> {
-    let key = match auth {
-        Auth::Anonymous => return Ok(RegistryAuth::Anonymous),
-        Auth::BasicFromSecret(secret) => format!("secret:{secret}"),
-        Auth::Ecr => "ecr".to_string(),
-    };
+    if matches!(auth, Auth::Anonymous) {
+        return Ok(RegistryAuth::Anonymous);
+    }
+    let key = source_key(auth);
     // Held across the read: concurrent calls of one attempt wait for it instead of repeating it.
-    let mut cache = caps.registry_auth().0.lock().await;
+    let mut cache = caps.registry_auth().credentials.lock().await;
     if let Some((username, password)) = cache.get(&key) {
         return Ok(RegistryAuth::Basic(username.to_string(), password.to_string()));
     }

@@ -1,9 +1,11 @@
-//! One repository of one registry for the length of one host call: an oci-client session holding
-//! the credentials (dropped with it), and each distribution API request the capability makes,
-//! transcribed through `Capabilities::call_mapped` and mapped by `errors::to_wit`.
+//! One repository of one registry for the length of one host call: a session with the attempt's
+//! client for that registry and those credentials, and each distribution API request the
+//! capability makes, transcribed through `Capabilities::call_mapped` and mapped by `errors::to_wit`.
 //!
 //! oci-client does all requests but the manifest DELETE (it has none), sent with reqwest here.
-//! A fresh client per call because oci-client keeps the first credentials it sees per registry.
+//! A client is kept per registry and credential source for the step attempt (`auth::AuthCache`),
+//! not shared further: oci-client keeps the first credentials it sees per registry. Building one
+//! is not free either: its TLS setup reads the system's root certificates, about 1.5 ms of CPU.
 
 use super::errors::{self, Context, Failure};
 use super::{Capabilities, auth, names};
@@ -26,6 +28,20 @@ const MANIFEST_TYPES: &[&str] = &[
     "application/vnd.docker.distribution.manifest.v2+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
 ];
+
+fn new_client(scheme: Scheme) -> Client {
+    let protocol = match scheme {
+        Scheme::Http => ClientProtocol::Http,
+        Scheme::Https => ClientProtocol::Https,
+    };
+    let config = ClientConfig {
+        protocol,
+        connect_timeout: Some(CONNECT_TIMEOUT),
+        read_timeout: Some(READ_TIMEOUT),
+        ..Default::default()
+    };
+    Client::new(config)
+}
 
 /// Plain HTTP or HTTPS: see `names::is_loopback` and the `registry:PlainHttp` grant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,17 +78,9 @@ impl<'a> Session<'a> {
     /// Reads the credentials (grants are the caller's business) and prepares the client.
     pub async fn open(caps: &'a Capabilities, repo: &Repository, scheme: Scheme) -> Result<Session<'a>, WitError> {
         let credentials = auth::credentials(caps, &repo.auth).await?;
-        let protocol = match scheme {
-            Scheme::Http => ClientProtocol::Http,
-            Scheme::Https => ClientProtocol::Https,
-        };
-        let config = ClientConfig {
-            protocol,
-            connect_timeout: Some(CONNECT_TIMEOUT),
-            read_timeout: Some(READ_TIMEOUT),
-            ..Default::default()
-        };
-        let client = Client::new(config);
+        let key = format!("{}://{} {}", scheme.as_str(), repo.registry, auth::source_key(&repo.auth));
+        let client =
+            caps.registry_auth().clients.lock().unwrap().entry(key).or_insert_with(|| new_client(scheme)).clone();
         let probe = Reference::with_tag(repo.registry.clone(), repo.name.clone(), "latest".into());
         // oci-client applies stored credentials to blob requests; store them before any request.
         client.store_auth_if_needed(probe.resolve_registry(), &credentials).await;
