@@ -1,6 +1,7 @@
 //! Builds the built-in step plugins to components and embeds them in the `wharf` binary, so one
 //! installed binary runs the built-in workflows with no other files.
 
+use sha2::{Digest, Sha256};
 use std::path::Path;
 
 /// Built-in plugins: (plugin name used in workflows, cargo package).
@@ -29,10 +30,14 @@ fn main() {
     let packages: Vec<&str> = if skip { vec![] } else { BUILTINS.iter().map(|(_, p)| *p).collect() };
     let built = if skip { vec![] } else { wharf_plugin_build::build_components(root, &packages) };
 
-    let mut code = String::from("/// Built-in plugins embedded at build time: (name, component bytes).\n");
-    code.push_str("pub static EMBEDDED: &[(&str, &[u8])] = &[\n");
+    let mut code =
+        String::from("/// Built-in plugins embedded at build time: (name, component bytes, their sha256).\n");
+    code.push_str("pub static EMBEDDED: &[(&str, &[u8], &str)] = &[\n");
     for ((name, _), b) in BUILTINS.iter().zip(&built) {
-        code.push_str(&format!("    ({name:?}, include_bytes!({:?})),\n", b.path.display().to_string()));
+        // Hashed here, not by every process that loads them (5 MB of hashing per run otherwise).
+        let bytes = std::fs::read(&b.path).unwrap();
+        let digest: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        code.push_str(&format!("    ({name:?}, include_bytes!({:?}), {digest:?}),\n", b.path.display().to_string()));
     }
     code.push_str("];\n");
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap());

@@ -4,10 +4,20 @@ include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
 
 /// Names of the built-in plugins, for validation and hints.
 pub fn names() -> Vec<&'static str> {
-    EMBEDDED.iter().map(|(name, _)| *name).collect()
+    EMBEDDED.iter().map(|(name, ..)| *name).collect()
 }
 
-/// The component bytes of a built-in plugin.
-pub fn bytes(name: &str) -> Option<&'static [u8]> {
-    EMBEDDED.iter().find(|(n, _)| *n == name).map(|(_, bytes)| *bytes)
+/// The component bytes of a built-in plugin, and their sha256 (hex), computed at build time.
+pub fn get(name: &str) -> Option<(&'static [u8], &'static str)> {
+    EMBEDDED.iter().find(|(n, ..)| *n == name).map(|(_, bytes, digest)| (*bytes, *digest))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn build_time_digests_are_the_digests_of_the_embedded_bytes() {
+        for (name, bytes, digest) in super::EMBEDDED {
+            assert_eq!(crate::host::cache::digest(bytes), *digest, "{name}");
+        }
+    }
 }

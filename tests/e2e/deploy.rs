@@ -330,6 +330,53 @@ async fn killed_during_create_service_then_resumed_ends_with_exactly_one_service
     d.teardown(&run_id);
 }
 
+/// `wharf run --teardown`: deploy, verify and delete everything in one process, the way a CI smoke
+/// test would use it. Then the same with a run that fails: what it created is deleted all the same,
+/// and the exit code says the run failed.
+#[tokio::test(flavor = "multi_thread")]
+async fn run_with_teardown_deletes_what_it_created_in_the_same_process_even_when_the_run_fails() {
+    let _turn = ONE_DEPLOYMENT_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Deployment::new().await;
+    let mut args = vec!["--output".to_string(), "json".into()];
+    args.extend(d.run_args());
+    args.insert(3, "--teardown".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let child = d.command(&args).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let status = d.wait_for("the verify step to start", |s| step(s, "verify").is_some());
+    let task_definition = outputs(&status, "taskdef")["task_definition_arn"].as_str().unwrap().to_string();
+    d.play_container(&task_definition).await;
+    let out = child.wait_with_output().unwrap();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out.stdout)));
+    assert!(out.status.success(), "{json:#}");
+    assert_eq!(json["status"], "succeeded", "{json:#}");
+    assert_eq!(json["outputs"]["verify"]["size"], 54, "{json:#}");
+    assert_eq!(json["teardown"]["status"], "succeeded", "{json:#}");
+    assert_eq!(json["teardown"]["run_id"], json["run_id"]);
+    let totals = &json["teardown"]["outputs"]["_teardown"];
+    assert!(totals["deleted"].as_u64().unwrap() >= 12, "{totals:#}");
+    let left = leftovers().await;
+    assert!(left.is_empty(), "run --teardown left {left:?}");
+    // One run in the state: the teardown went on with the run's journal.
+    let run_id = json["run_id"].as_str().unwrap();
+    assert_eq!(d.status(Some(run_id))["effective_status"], "succeeded");
+
+    // The service cannot be created: the run fails, verify never runs, the rest is deleted.
+    let d = Deployment::new().await;
+    let mut args = vec!["--output".to_string(), "json".into()];
+    args.extend(d.run_args());
+    args.insert(3, "--teardown".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = d.command(&args).env("WHARF_FAULTS", "ecs:CreateService=access-denied*9").output().unwrap();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out.stdout)));
+    assert_eq!(out.status.code(), Some(1), "a failed run exits 1 although its teardown succeeded: {json:#}");
+    assert_eq!(json["status"], "failed", "{json:#}");
+    assert_eq!(json["failed"][0]["step"], "service", "{json:#}");
+    assert_eq!(json["blocked"], serde_json::json!(["verify"]), "{json:#}");
+    assert_eq!(json["teardown"]["status"], "succeeded", "{json:#}");
+    let left = leftovers().await;
+    assert!(left.is_empty(), "run --teardown of a failed run left {left:?}");
+}
+
 /// Counts, through the AWS API, everything a deployment could have left behind. moto was reset
 /// before the deployment, so anything found is a leak.
 async fn leftovers() -> Vec<String> {

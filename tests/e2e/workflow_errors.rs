@@ -63,3 +63,40 @@ fn missing_and_mistyped_params_are_rejected_before_anything_runs() {
         !s.state_dir().join("runs").exists() || std::fs::read_dir(s.state_dir().join("runs")).unwrap().next().is_none()
     );
 }
+
+/// `run --teardown` without AWS: the teardown runs after a failed run too, in the same process,
+/// and the exit code is the run's. Teardown options without `--teardown` are refused.
+#[test]
+fn run_with_teardown_reports_both_outcomes_and_teardown_options_need_the_flag() {
+    let s = Scratch::new();
+    let wf = s.workflow(
+        "t.toml",
+        "name = \"t\"\n[[steps]]\nid = \"ok\"\nplugin = \"{TESTKIT}\"\nwith = { mode = \"echo\" }\n\
+         [[steps]]\nid = \"broken\"\nplugin = \"{TESTKIT}\"\nwith = { mode = \"fail-permanent\" }\nneeds = [\"ok\"]\n",
+    );
+    let out = s.run(&["run", "--keep-log-groups", wf.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--keep-log-groups applies to the teardown: add --teardown"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!s.state_dir().join("runs").exists(), "nothing ran");
+
+    let out = s.run(&["--output", "json", "run", "--teardown", "--keep-log-groups", wf.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}{}", text(&out.stdout), text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["status"], "failed", "{json:#}");
+    assert_eq!(json["failed"][0]["step"], "broken", "{json:#}");
+    assert_eq!(json["teardown"]["status"], "succeeded", "{json:#}");
+    assert_eq!(json["teardown"]["outputs"]["_teardown"]["deleted"], 0, "{json:#}");
+    let run_id = json["run_id"].as_str().unwrap();
+    let logs = text(&s.run(&["logs", run_id]).stdout);
+    assert!(logs.contains("teardown started"), "{logs}");
+
+    // In text: both outcomes, and no advice to resume a run whose resources are being deleted.
+    let out = s.run(&["run", "--teardown", wf.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("failed") && stdout.contains("teardown of run"), "{stdout}");
+    assert!(!stdout.contains("wharf resume"), "{stdout}");
+}

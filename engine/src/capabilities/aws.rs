@@ -14,6 +14,7 @@ use aws_smithy_runtime_api::client::retries::classifiers::{
 };
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_smithy_types::retry::ErrorKind as SdkErrorKind;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
@@ -38,6 +39,7 @@ pub struct AwsSettings {
 pub struct Aws {
     settings: AwsSettings,
     config: OnceCell<SdkConfig>,
+    preloading: std::sync::atomic::AtomicBool,
     ecs: OnceCell<aws_sdk_ecs::Client>,
     ec2: OnceCell<aws_sdk_ec2::Client>,
     iam: OnceCell<aws_sdk_iam::Client>,
@@ -52,6 +54,7 @@ impl Aws {
         Aws {
             settings,
             config: OnceCell::new(),
+            preloading: Default::default(),
             ecs: OnceCell::new(),
             ec2: OnceCell::new(),
             iam: OnceCell::new(),
@@ -65,6 +68,18 @@ impl Aws {
     /// The region resources are created in, when known.
     pub fn region(&self) -> Option<String> {
         self.config.get().and_then(|c| c.region().map(|r| r.to_string())).or_else(|| self.settings.region.clone())
+    }
+
+    /// Starts loading the settings (environment, profile files, credential chain: a few ms) on
+    /// another task, so the first call does not wait for all of it.
+    pub fn preload(self: &Arc<Self>) {
+        if self.config.initialized() || self.preloading.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let aws = self.clone();
+        tokio::spawn(async move {
+            let _ = aws.config().await;
+        });
     }
 
     async fn config(&self) -> Result<&SdkConfig, WitError> {

@@ -53,6 +53,13 @@ pub enum Command {
         /// A workflow parameter, `NAME=VALUE`; repeat for more.
         #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
         params: Vec<String>,
+        /// Then delete everything the run created, in the same process, whatever the run's
+        /// outcome (an ephemeral deployment, e.g. a CI smoke test). The exit code is 0 only if
+        /// both succeeded; an unfinished teardown is continued with `wharf teardown RUN`.
+        #[arg(long)]
+        teardown: bool,
+        #[command(flatten)]
+        teardown_options: TeardownArgs,
     },
     /// Resumes a failed or interrupted run: finished steps keep their outputs, the rest run again.
     Resume {
@@ -66,15 +73,8 @@ pub enum Command {
     /// Resumable: run it again to continue an interrupted or incomplete teardown.
     Teardown {
         run_id: String,
-        /// Keep deleted secrets recoverable for this many days (7-30) instead of deleting at once.
-        #[arg(long, value_name = "DAYS")]
-        secret_recovery_days: Option<u32>,
-        /// Keep CloudWatch log groups.
-        #[arg(long)]
-        keep_log_groups: bool,
-        /// Also delete the images the run pushed to registries (by digest, with their tags).
-        #[arg(long)]
-        delete_images: bool,
+        #[command(flatten)]
+        options: TeardownArgs,
         /// How long to wait for slow deletions, e.g. `10m`.
         #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
@@ -121,6 +121,43 @@ pub enum Command {
     },
 }
 
+/// What a teardown keeps or deletes (`wharf teardown`, and `wharf run --teardown`).
+#[derive(clap::Args, Debug, Default)]
+pub struct TeardownArgs {
+    /// Keep deleted secrets recoverable for this many days (7-30) instead of deleting at once.
+    #[arg(long, value_name = "DAYS")]
+    secret_recovery_days: Option<u32>,
+    /// Keep CloudWatch log groups.
+    #[arg(long)]
+    keep_log_groups: bool,
+    /// Also delete the images the run pushed to registries (by digest, with their tags).
+    #[arg(long)]
+    delete_images: bool,
+}
+
+impl TeardownArgs {
+    fn given(&self) -> Option<&'static str> {
+        if self.secret_recovery_days.is_some() {
+            Some("--secret-recovery-days")
+        } else if self.keep_log_groups {
+            Some("--keep-log-groups")
+        } else if self.delete_images {
+            Some("--delete-images")
+        } else {
+            None
+        }
+    }
+
+    fn options(&self, timeout: std::time::Duration) -> crate::scheduler::TeardownOptions {
+        crate::scheduler::TeardownOptions {
+            secret_recovery_days: self.secret_recovery_days,
+            keep_log_groups: self.keep_log_groups,
+            delete_images: self.delete_images,
+            timeout,
+        }
+    }
+}
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum GraphFormat {
     Mermaid,
@@ -165,17 +202,20 @@ impl Cli {
 
 fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
     match &cli.command {
-        Command::Run { file, params } => run::run(&cli, file, params),
-        Command::Resume { run_id, accept_changes } => run::resume(&cli, run_id, *accept_changes),
-        Command::Teardown { run_id, secret_recovery_days, keep_log_groups, delete_images, timeout } => {
-            let options = crate::scheduler::TeardownOptions {
-                secret_recovery_days: *secret_recovery_days,
-                keep_log_groups: *keep_log_groups,
-                delete_images: *delete_images,
-                timeout: *timeout,
+        Command::Run { file, params, teardown, teardown_options } => {
+            let then_teardown = match (teardown, teardown_options.given()) {
+                (true, _) => Some(teardown_options.options(crate::scheduler::TeardownOptions::default().timeout)),
+                (false, None) => None,
+                (false, Some(flag)) => {
+                    let msg =
+                        format!("{flag} applies to the teardown: add --teardown, or pass it to `wharf teardown RUN`");
+                    return Err(Failure::new(ExitCode::InvalidInput, msg));
+                }
             };
-            run::teardown(&cli, run_id, options)
+            run::run(&cli, file, params, then_teardown)
         }
+        Command::Resume { run_id, accept_changes } => run::resume(&cli, run_id, *accept_changes),
+        Command::Teardown { run_id, options, timeout } => run::teardown(&cli, run_id, options.options(*timeout)),
         Command::Plan { file, params } => plan::plan(&cli, file, params),
         Command::Status { run_id } => inspect::status(&cli, run_id.as_deref()),
         Command::Runs => inspect::runs(&cli),

@@ -16,19 +16,57 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-pub fn run(cli: &Cli, file: &Path, params: &[String]) -> Result<ExitCode, Failure> {
+/// Steps a teardown runs at once (its groups, see `scheduler::teardown`).
+const TEARDOWN_CONCURRENCY: u32 = 4;
+
+/// `wharf run`; with `then_teardown`, `wharf run --teardown`: the run, then its teardown in the
+/// same process (one engine, one compiled-plugin load), whatever the run's outcome.
+pub fn run(
+    cli: &Cli,
+    file: &Path,
+    params: &[String],
+    then_teardown: Option<TeardownOptions>,
+) -> Result<ExitCode, Failure> {
     let (workflow, params) = load_with_params(file, params)?;
     let concurrency = workflow.concurrency as u32;
     let spec = state::spec_for(cli, &workflow)?;
     let backend = state::open(cli, &spec)?;
-    drive(
-        cli,
-        backend,
-        CallMode::Apply,
-        concurrency,
-        |scheduler| async move { scheduler.start(workflow, params).await },
-    )
-    .map(|outcome| report(cli, &outcome, &spec))
+    let Some(options) = then_teardown else {
+        return drive(cli, backend, CallMode::Apply, concurrency, |scheduler| async move {
+            scheduler.start(workflow, params).await
+        })
+        .map(|outcome| report(cli, &outcome, &spec));
+    };
+    let concurrency = concurrency.max(TEARDOWN_CONCURRENCY);
+    let (outcome, teardown) = drive(cli, backend, CallMode::Apply, concurrency, |scheduler| async move {
+        scheduler.start_then_teardown(workflow, params, &options).await
+    })?;
+    match teardown {
+        Ok(teardown) => {
+            if cli.output == Output::Json {
+                let mut json = outcome_json(&outcome);
+                json["teardown"] = outcome_json(&teardown);
+                println!("{}", serde_json::to_string_pretty(&json).expect("JSON values serialize"));
+            } else {
+                // No "resume" hint for a failed run: what it created is being deleted.
+                print_text(&outcome, false, "");
+                print_text(&teardown, true, &state_flag(cli, &spec));
+            }
+            let both = outcome.status == RunStatus::Succeeded && teardown.status == RunStatus::Succeeded;
+            Ok(if both { ExitCode::Success } else { ExitCode::RunFailed })
+        }
+        Err(e) => {
+            print_outcome(cli, &outcome, &spec);
+            let mut failure = run_failure(e);
+            failure.message = format!(
+                "the teardown of run {id} could not run: {}\nfix the cause, then: wharf {}teardown {id}",
+                failure.message,
+                state_flag(cli, &spec),
+                id = outcome.run_id
+            );
+            Err(failure)
+        }
+    }
 }
 
 /// Loads a workflow and type-checks `NAME=VALUE` parameters against it.
@@ -50,8 +88,10 @@ pub(super) fn load_with_params(file: &Path, params: &[String]) -> Result<(Workfl
 
 pub fn teardown(cli: &Cli, run_id: &str, options: TeardownOptions) -> Result<ExitCode, Failure> {
     let (backend, spec) = state::backend(cli)?;
-    drive(cli, backend, CallMode::Apply, 4, |scheduler| async move { scheduler.teardown(run_id, &options).await })
-        .map(|outcome| report(cli, &outcome, &spec))
+    drive(cli, backend, CallMode::Apply, TEARDOWN_CONCURRENCY, |scheduler| async move {
+        scheduler.teardown(run_id, &options).await
+    })
+    .map(|outcome| report(cli, &outcome, &spec))
 }
 
 pub fn resume(cli: &Cli, run_id: &str, accept_changes: bool) -> Result<ExitCode, Failure> {
@@ -62,16 +102,16 @@ pub fn resume(cli: &Cli, run_id: &str, accept_changes: bool) -> Result<ExitCode,
 }
 
 /// Sets up the runtime, host, state and progress view, then runs `f`.
-pub(super) fn drive<F, Fut>(
+pub(super) fn drive<F, Fut, T>(
     cli: &Cli,
     backend: Arc<dyn StateBackend>,
     mode: CallMode,
     concurrency: u32,
     f: F,
-) -> Result<RunOutcome, Failure>
+) -> Result<T, Failure>
 where
     F: FnOnce(Scheduler) -> Fut,
-    Fut: Future<Output = Result<RunOutcome, RunError>>,
+    Fut: Future<Output = Result<T, RunError>>,
 {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -96,16 +136,24 @@ fn report(cli: &Cli, outcome: &RunOutcome, spec: &state::Spec) -> ExitCode {
 
 fn print_outcome(cli: &Cli, outcome: &RunOutcome, spec: &state::Spec) {
     if cli.output == Output::Json {
-        let json = serde_json::json!({
-            "run_id": outcome.run_id,
-            "status": outcome.status,
-            "failed": outcome.failed.iter().map(|(id, e)| serde_json::json!({"step": id, "error": e})).collect::<Vec<_>>(),
-            "blocked": outcome.blocked,
-            "outputs": outcome.outputs,
-        });
-        println!("{}", serde_json::to_string_pretty(&json).expect("JSON values serialize"));
+        println!("{}", serde_json::to_string_pretty(&outcome_json(outcome)).expect("JSON values serialize"));
         return;
     }
+    print_text(outcome, true, &state_flag(cli, spec));
+}
+
+fn outcome_json(outcome: &RunOutcome) -> Value {
+    serde_json::json!({
+        "run_id": outcome.run_id,
+        "status": outcome.status,
+        "failed": outcome.failed.iter().map(|(id, e)| serde_json::json!({"step": id, "error": e})).collect::<Vec<_>>(),
+        "blocked": outcome.blocked,
+        "outputs": outcome.outputs,
+    })
+}
+
+/// The outcome for a person; on failure, with `hint`, the command that continues it.
+fn print_text(outcome: &RunOutcome, hint: bool, state_flag: &str) {
     let teardown =
         outcome.outputs.contains_key(TEARDOWN_STEP) || outcome.failed.iter().any(|(id, _)| is_teardown_step(id));
     let what = if teardown { "teardown of run" } else { "run" };
@@ -119,14 +167,20 @@ fn print_outcome(cli: &Cli, outcome: &RunOutcome, spec: &state::Spec) {
             if !outcome.blocked.is_empty() {
                 println!("  not run: {}", outcome.blocked.join(", "));
             }
-            // A run whose state came from the workflow's [state] is only found again with --state.
-            let state = match spec {
-                state::Spec::S3(loc) if cli.state.is_none() => format!("--state {loc} "),
-                _ => String::new(),
-            };
-            let again = if teardown { "teardown" } else { "resume" };
-            println!("fix the cause, then: wharf {state}{again} {}", outcome.run_id);
+            if hint {
+                let again = if teardown { "teardown" } else { "resume" };
+                println!("fix the cause, then: wharf {state_flag}{again} {}", outcome.run_id);
+            }
         }
+    }
+}
+
+/// `--state LOC ` when the run's state came from the workflow's `[state]`: such a run is only
+/// found again with it.
+fn state_flag(cli: &Cli, spec: &state::Spec) -> String {
+    match spec {
+        state::Spec::S3(loc) if cli.state.is_none() => format!("--state {loc} "),
+        _ => String::new(),
     }
 }
 

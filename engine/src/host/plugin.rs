@@ -2,7 +2,7 @@
 
 use super::bindings::with_parts::exports::wharf::plugin::parts::GuestIndices as PartsIndices;
 use super::bindings::{PluginInfo, StepPre};
-use super::cache::{ComponentCache, digest};
+use super::cache::ComponentCache;
 use super::parts::PartRunner;
 use super::sandbox::{self, AttemptLimits, Entry, SandboxState};
 use crate::grants::GrantSet;
@@ -71,8 +71,8 @@ impl Plugin {
         cache: &ComponentCache,
         name: &str,
         bytes: &[u8],
+        digest: String,
     ) -> Result<Plugin, PluginError> {
-        let digest = digest(bytes);
         let component = cache
             .load(engine, bytes, &digest)
             .map_err(|e| PluginError::Invalid { name: name.to_string(), detail: format!("{e:#}") })?;
@@ -115,6 +115,11 @@ impl Plugin {
     /// Refuses to run a plugin that imports a capability the step has no grant for at all.
     /// `declared` are the plugin's declared grant lines rendered with the step's inputs: the
     /// error suggests them, ready to paste into the workflow.
+    /// Whether the plugin imports a capability that calls AWS (the registry's reads secrets).
+    pub fn calls_aws(&self) -> bool {
+        self.capability_imports.iter().any(|i| service_of(i).is_some())
+    }
+
     pub fn check_imports(&self, step_id: &str, grants: &GrantSet, declared: &[String]) -> Result<(), PluginError> {
         for interface in &self.capability_imports {
             let Some(service) = service_of(interface) else { continue };

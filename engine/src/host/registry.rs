@@ -74,11 +74,11 @@ impl Host {
                 if let Some(plugin) = self.builtins.lock().unwrap().get(name) {
                     return Ok(plugin.clone());
                 }
-                let bytes = crate::builtin::bytes(name).ok_or_else(|| PluginError::Invalid {
+                let (bytes, digest) = crate::builtin::get(name).ok_or_else(|| PluginError::Invalid {
                     name: name.clone(),
                     detail: "no such built-in plugin".into(),
                 })?;
-                let plugin = self.load(name, bytes).await?;
+                let plugin = self.load_digested(name, bytes, digest.to_string()).await?;
                 self.builtins.lock().unwrap().insert(name.clone(), plugin.clone());
                 Ok(plugin)
             }
@@ -108,11 +108,16 @@ impl Host {
 
     /// Loads a plugin from component bytes.
     pub async fn load(&self, name: &str, bytes: &[u8]) -> Result<Arc<Plugin>, PluginError> {
-        let digest = super::cache::digest(bytes);
+        self.load_digested(name, bytes, super::cache::digest(bytes)).await
+    }
+
+    /// `load` of bytes whose sha256 (hex) is known.
+    async fn load_digested(&self, name: &str, bytes: &[u8], digest: String) -> Result<Arc<Plugin>, PluginError> {
         if let Some(p) = self.loaded.lock().unwrap().get(&digest) {
             return Ok(p.clone());
         }
-        let plugin = Arc::new(Plugin::load(&self.engine.engine, &self.linker, &self.cache, name, bytes).await?);
+        let plugin =
+            Arc::new(Plugin::load(&self.engine.engine, &self.linker, &self.cache, name, bytes, digest.clone()).await?);
         self.loaded.lock().unwrap().insert(digest, plugin.clone());
         Ok(plugin)
     }

@@ -22,7 +22,7 @@ use crate::journal::{
     AttemptStatus, EventKind, JournalError, RunJournal, RunRecord, RunStatus, StateBackend, StepError,
 };
 use crate::workflow::template::{TemplateContext, render_str};
-use crate::workflow::{Workflow, WorkflowError};
+use crate::workflow::{PluginRef, Workflow, WorkflowError};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -129,10 +129,44 @@ impl Scheduler {
 
     /// Starts a new run of `workflow` with resolved `params`.
     pub async fn start(&self, workflow: Workflow, params: BTreeMap<String, Value>) -> Result<RunOutcome, RunError> {
-        let plugins = self.load_plugins(&workflow).await?;
+        let (outcome, journal, _) = self.start_open(workflow, params).await?;
+        crate::journal::close_in_background(journal);
+        Ok(outcome)
+    }
+
+    /// Starts a new run, then deletes what it created, whatever the run's outcome (`wharf run
+    /// --teardown`). The teardown goes on with the run's journal still open and its AWS clients:
+    /// closing and opening a sled database again would cost more than the teardown's first step,
+    /// and loading the AWS settings again about as much. The teardown's own
+    /// failure to start comes back beside the run's outcome, which is not lost with it.
+    pub async fn start_then_teardown(
+        &self,
+        workflow: Workflow,
+        params: BTreeMap<String, Value>,
+        options: &TeardownOptions,
+    ) -> Result<(RunOutcome, Result<RunOutcome, RunError>), RunError> {
+        // Loaded while the run goes on, so it is ready when the run ends. A failure to load it
+        // is reported by the teardown, which loads it again.
+        let host = self.host.clone();
+        let teardown_plugin = tokio::spawn(async move { host.plugin(&teardown::plugin_ref()).await });
+        let (outcome, journal, aws) = self.start_open(workflow, params).await?;
+        let _ = teardown_plugin.await;
+        let teardown = self.teardown_on(journal, options, Some(aws)).await;
+        Ok((outcome, teardown))
+    }
+
+    /// `start`, leaving the run's journal open for the caller; with the run's AWS clients.
+    async fn start_open(
+        &self,
+        workflow: Workflow,
+        params: BTreeMap<String, Value>,
+    ) -> Result<(RunOutcome, Arc<dyn RunJournal>, Arc<Aws>), RunError> {
+        let run_id = crate::journal::new_run_id();
+        let aws = self.aws(&workflow, &params, &run_id)?;
+        let plugins = self.load_plugins(&workflow, &aws).await?;
         let now = crate::now_ms();
         let record = RunRecord {
-            id: crate::journal::new_run_id(),
+            id: run_id,
             workflow_name: workflow.name.clone(),
             workflow_path: absolute(&workflow.path),
             workflow_source: workflow.source.clone(),
@@ -153,7 +187,9 @@ impl Scheduler {
         )?;
         // Durable at the journal's first flush (see `StateBackend::create_run`); this event goes
         // with the next durability point.
-        self.drive(journal, events, Arc::new(workflow), params, plugins, BTreeSet::new()).await
+        let ctx = self.context(journal, events, Arc::new(workflow), params, plugins, aws.clone());
+        let (outcome, journal) = self.drive(ctx, BTreeSet::new()).await?;
+        Ok((outcome, journal, aws))
     }
 
     /// Resumes a run: steps that succeeded keep their outputs; the rest run again.
@@ -170,7 +206,8 @@ impl Scheduler {
             Ok(source) => Workflow::parse(path, &source, &builtins)?,
             Err(_) => Workflow::parse(path, &run.workflow_source, &builtins)?,
         };
-        let plugins = self.load_plugins(&workflow).await?;
+        let aws = self.aws(&workflow, &run.params, run_id)?;
+        let plugins = self.load_plugins(&workflow, &aws).await?;
         let hashes = step_hashes(&workflow, &plugins);
         let changes = changes::diff(&run.step_hashes, &hashes);
         let mut rerun = BTreeSet::new();
@@ -205,7 +242,15 @@ impl Scheduler {
         };
         events.emit(None, EventKind::RunResumed, format!("resumed by pid {}{note}", std::process::id()))?;
         crate::journal::flush_off_worker(&journal).await?;
-        self.drive(journal, events, Arc::new(workflow), run.params.clone(), plugins, rerun).await
+        let ctx = self.context(journal, events, Arc::new(workflow), run.params.clone(), plugins, aws);
+        let (outcome, journal) = self.drive(ctx, rerun).await?;
+        crate::journal::close_in_background(journal);
+        Ok(outcome)
+    }
+
+    /// The run's AWS clients, built when a step first needs them, from the workflow's `[aws]`.
+    fn aws(&self, workflow: &Workflow, params: &BTreeMap<String, Value>, run_id: &str) -> Result<Arc<Aws>, RunError> {
+        Ok(Arc::new(Aws::new(aws_settings(workflow, params, run_id, self.aws_max_attempts)?)))
     }
 
     /// What the steps of one drive share.
@@ -216,10 +261,10 @@ impl Scheduler {
         workflow: Arc<Workflow>,
         params: BTreeMap<String, Value>,
         plugins: HashMap<String, Arc<Plugin>>,
-    ) -> Result<Arc<RunContext>, RunError> {
+        aws: Arc<Aws>,
+    ) -> Arc<RunContext> {
         let run_id = journal.run().id;
-        let aws = Arc::new(Aws::new(aws_settings(&workflow, &params, &run_id, self.aws_max_attempts)?));
-        Ok(Arc::new(RunContext {
+        Arc::new(RunContext {
             run_id,
             workflow,
             params,
@@ -230,29 +275,58 @@ impl Scheduler {
             mode: self.mode,
             layers: self.layers.clone(),
             flush_pending: AtomicBool::new(false),
-        }))
+        })
     }
 
-    async fn load_plugins(&self, workflow: &Workflow) -> Result<HashMap<String, Arc<Plugin>>, PluginError> {
+    /// Loads the steps' plugins, each distinct one on its own task (loading is CPU work:
+    /// deserializing, linking, `describe`). The run's AWS settings load alongside, off the path
+    /// to the first call, when the workflow has an `[aws]` region or profile or once a plugin
+    /// turns out to call AWS. The first error in step order wins.
+    async fn load_plugins(
+        &self,
+        workflow: &Workflow,
+        aws: &Arc<Aws>,
+    ) -> Result<HashMap<String, Arc<Plugin>>, PluginError> {
+        if workflow.aws.region.is_some() || workflow.aws.profile.is_some() {
+            aws.preload();
+        }
+        let mut refs: Vec<&PluginRef> = Vec::new();
+        let mut tasks = Vec::new();
+        for step in &workflow.steps {
+            if !refs.contains(&&step.plugin) {
+                refs.push(&step.plugin);
+                let (host, plugin) = (self.host.clone(), step.plugin.clone());
+                tasks.push(tokio::spawn(async move { host.plugin(&plugin).await }));
+            }
+        }
+        let mut loaded = Vec::new();
+        for task in tasks {
+            let result = task.await.expect("plugin loading does not panic");
+            if result.as_ref().is_ok_and(|p| p.calls_aws()) {
+                aws.preload();
+            }
+            loaded.push(result);
+        }
+        // In the order of each plugin's first step: the first error is the earliest step's.
+        let loaded: Vec<Arc<Plugin>> = loaded.into_iter().collect::<Result<_, _>>()?;
         let mut plugins = HashMap::new();
         for step in &workflow.steps {
-            plugins.insert(step.id.clone(), self.host.plugin(&step.plugin).await?);
+            let i = refs.iter().position(|r| *r == &step.plugin).expect("loaded above");
+            plugins.insert(step.id.clone(), loaded[i].clone());
         }
         Ok(plugins)
     }
 
+    /// Runs the workflow's steps to their end; returns the outcome and the journal, flushed, for
+    /// the caller to close or go on with.
     async fn drive(
         &self,
-        journal: Arc<dyn RunJournal>,
-        events: EventSink,
-        workflow: Arc<Workflow>,
-        params: BTreeMap<String, Value>,
-        plugins: HashMap<String, Arc<Plugin>>,
+        ctx: Arc<RunContext>,
         rerun: BTreeSet<String>,
-    ) -> Result<RunOutcome, RunError> {
-        let run_id = journal.run().id;
+    ) -> Result<(RunOutcome, Arc<dyn RunJournal>), RunError> {
+        let (journal, events, workflow) = (ctx.journal.clone(), ctx.events.clone(), ctx.workflow.clone());
+        let run_id = ctx.run_id.clone();
         let (mut outputs, prior) = recorded_progress(journal.as_ref(), &rerun)?;
-        let ctx = self.context(journal.clone(), events.clone(), workflow.clone(), params, plugins)?;
         // The run's first durability point (a new sled run has none yet, see
         // `StateBackend::create_run`): within FLUSH_LATENCY, unless a side effect or the run's end
         // makes one sooner. A short run then waits for the disk once, at its end.
@@ -318,10 +392,9 @@ impl Scheduler {
         })?;
         events.emit(None, EventKind::RunFinished, summary.clone().unwrap_or_else(|| "all steps succeeded".into()))?;
         crate::journal::flush_off_worker(&journal).await?;
-        // The other handles go first, so the close really happens off this task.
+        // The other handles go first, so a close by the caller really happens off its task.
         drop((ctx, events));
-        crate::journal::close_in_background(journal);
-        Ok(RunOutcome { run_id, status, failed, blocked, outputs })
+        Ok((RunOutcome { run_id, status, failed, blocked, outputs }, journal))
     }
 }
 

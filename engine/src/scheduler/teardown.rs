@@ -5,7 +5,8 @@
 
 use super::step::{self, StepOutcome};
 use super::{RunError, RunOutcome, Scheduler, recorded_progress};
-use crate::journal::{EventKind, RunStatus};
+use crate::capabilities::aws::Aws;
+use crate::journal::{EventKind, RunJournal, RunStatus};
 use crate::workflow::{PluginRef, RetryPolicy, Step, Workflow};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -58,15 +59,38 @@ pub fn is_teardown_step(id: &str) -> bool {
     id.starts_with(TEARDOWN_STEP)
 }
 
+/// The built-in plugin every teardown step runs.
+pub(super) fn plugin_ref() -> PluginRef {
+    PluginRef::Builtin("teardown".into())
+}
+
 impl Scheduler {
     /// Deletes everything run `run_id` created, in reverse dependency order, independent groups of
     /// resources concurrently.
     pub async fn teardown(&self, run_id: &str, options: &TeardownOptions) -> Result<RunOutcome, RunError> {
         let journal = self.backend.open_run(run_id)?;
+        self.teardown_on(journal, options, None).await
+    }
+
+    /// `teardown` of the run whose journal is open; with its AWS clients, if they exist already
+    /// (they were made from the same recorded workflow and parameters).
+    pub(super) async fn teardown_on(
+        &self,
+        journal: Arc<dyn RunJournal>,
+        options: &TeardownOptions,
+        aws: Option<Arc<Aws>>,
+    ) -> Result<RunOutcome, RunError> {
         let run = journal.run();
+        let run_id = run.id.as_str();
         let recorded =
             Workflow::parse(std::path::Path::new(&run.workflow_path), &run.workflow_source, &crate::builtin::names())?;
-        let plugin = self.host.plugin(&PluginRef::Builtin("teardown".into())).await?;
+        let aws = match aws {
+            Some(aws) => aws,
+            None => self.aws(&recorded, &run.params, run_id)?,
+        };
+        // Deleting calls AWS: its settings load while the plugin does.
+        aws.preload();
+        let plugin = self.host.plugin(&plugin_ref()).await?;
         let steps: Vec<Step> = std::iter::once(SERVICES)
             .chain(CONCURRENT.iter().copied())
             .map(|(id, group)| teardown_step(id, Some(group), options))
@@ -78,7 +102,7 @@ impl Scheduler {
         let events = crate::events::EventSink::new(journal.clone(), self.observer.clone());
         events.emit(None, EventKind::RunResumed, format!("teardown started by pid {}", std::process::id()))?;
         let (_, prior) = recorded_progress(journal.as_ref(), &BTreeSet::new())?;
-        let ctx = self.context(journal.clone(), events.clone(), workflow, run.params.clone(), plugins)?;
+        let ctx = self.context(journal.clone(), events.clone(), workflow, run.params.clone(), plugins, aws);
         let run_one = |id: &str| {
             let prior = prior.get(id).copied().unwrap_or_default();
             tokio::spawn(step::run_step(ctx.clone(), id.to_string(), prior, BTreeMap::new()))
