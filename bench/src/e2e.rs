@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tool {
+    /// `wharf run --teardown`: one process, like the peers' scripts.
     Wharf,
+    /// `wharf run`, then `wharf teardown RUN`: two processes.
+    WharfTwoProcesses,
     /// wharf with no record of the layers it pushed before (`<cache>/registry-layers` removed):
     /// every layer is compressed and pushed as in a first build.
     WharfFirstBuild,
@@ -23,6 +26,7 @@ impl Tool {
     pub fn name(self) -> &'static str {
         match self {
             Tool::Wharf => "wharf",
+            Tool::WharfTwoProcesses => "wharf, run then teardown",
             Tool::WharfFirstBuild => "wharf, first build",
             Tool::AwsCli => "aws CLI script",
             Tool::Boto3 => "boto3 script",
@@ -52,9 +56,10 @@ pub struct RunResult {
     pub start: Instant,
     /// wharf only: the run id (for its journal).
     pub run_id: Option<String>,
-    /// wharf only: wall-clock ms (epoch) at spawn, and how long `wharf run` took before teardown.
+    /// wharf only: wall-clock ms (epoch) at spawn, and (two processes) how long `wharf run` took
+    /// before `wharf teardown` started.
     pub started_at_ms: u64,
-    pub run_process: Duration,
+    pub run_process: Option<Duration>,
     /// CPU time moto's process used during the run (user + system), when its pid is known.
     pub moto_cpu: Option<Duration>,
 }
@@ -104,31 +109,36 @@ pub async fn run(env: &Env, tool: Tool, proxy: &Arc<Proxy>, aws: &aws_config::Sd
     let moto_before = env.moto_pid.and_then(process_cpu);
     let start = Instant::now();
     let started_at_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
-    let mut rss = 0;
-    let mut run_id = None;
-    let mut run_process = Duration::ZERO;
-    match tool {
+    // Peak RSS, wharf's run id, and (two processes) when `wharf run` exited.
+    let (rss, run_id, run_process) = match tool {
         Tool::Wharf | Tool::WharfFirstBuild => {
-            let out = spawn(env, &env.wharf, &wharf_args(env, &["run", "workflows/ecs-example.toml"], true), proxy);
-            last_wharf_output(&out.0);
-            rss = rss.max(out.1);
-            let json: serde_json::Value = serde_json::from_slice(&out.0).expect("wharf --output json");
+            let args = wharf_args(env, &["run", "--teardown", "workflows/ecs-example.toml"], true);
+            let (stdout, rss) = spawn(env, &env.wharf, &args, proxy);
+            last_wharf_output(&stdout);
+            let json: serde_json::Value = serde_json::from_slice(&stdout).expect("wharf --output json");
+            assert_eq!(json["status"], "succeeded", "wharf run failed: {json:#}");
+            assert_eq!(json["teardown"]["status"], "succeeded", "wharf's teardown failed: {json:#}");
+            (rss, Some(json["run_id"].as_str().expect("run id").to_string()), None)
+        }
+        Tool::WharfTwoProcesses => {
+            let (stdout, run_rss) =
+                spawn(env, &env.wharf, &wharf_args(env, &["run", "workflows/ecs-example.toml"], true), proxy);
+            let json: serde_json::Value = serde_json::from_slice(&stdout).expect("wharf --output json");
             let id = json["run_id"].as_str().expect("run id").to_string();
             assert_eq!(json["status"], "succeeded", "wharf run failed: {json:#}");
-            run_process = start.elapsed();
-            let out = spawn(env, &env.wharf, &wharf_args(env, &["teardown", &id], false), proxy);
-            rss = rss.max(out.1);
-            run_id = Some(id);
+            let run_process = start.elapsed();
+            let (_, teardown_rss) = spawn(env, &env.wharf, &wharf_args(env, &["teardown", &id], false), proxy);
+            (run_rss.max(teardown_rss), Some(id), Some(run_process))
         }
         Tool::AwsCli => {
             let script = env.root.join("bench/peers/ecs-example-awscli.sh");
-            rss = spawn(env, Path::new("bash"), &[script.display().to_string()], proxy).1;
+            (spawn(env, Path::new("bash"), &[script.display().to_string()], proxy).1, None, None)
         }
         Tool::Boto3 => {
             let script = env.root.join("bench/peers/ecs_example_boto3.py");
-            rss = spawn(env, &env.venv_bin.join("python"), &[script.display().to_string()], proxy).1;
+            (spawn(env, &env.venv_bin.join("python"), &[script.display().to_string()], proxy).1, None, None)
         }
-    }
+    };
     let wall = start.elapsed();
     standin.abort();
     let moto_cpu = match (moto_before, env.moto_pid.and_then(process_cpu)) {

@@ -183,7 +183,7 @@ async fn async_main(o: Opts, root: PathBuf, scratch: &Path) {
         for round in 0..runs {
             let mut tools = vec![Tool::Wharf, Tool::Boto3];
             if delay == 0 {
-                tools.push(Tool::WharfFirstBuild);
+                tools.extend([Tool::WharfTwoProcesses, Tool::WharfFirstBuild]);
             }
             if round < cli_runs {
                 tools.push(Tool::AwsCli);
@@ -239,7 +239,7 @@ fn report(env: &Env, label: &str, delay: u64, results: &BTreeMap<&str, Vec<RunRe
     println!(
         "| tool | runs | median | wharf is faster by | moto's CPU (median) | AWS calls | each run, in order |\n|---|---|---|---|---|---|---|"
     );
-    for tool in [Tool::Wharf, Tool::Boto3, Tool::AwsCli, Tool::WharfFirstBuild] {
+    for tool in [Tool::Wharf, Tool::Boto3, Tool::AwsCli, Tool::WharfTwoProcesses, Tool::WharfFirstBuild] {
         let Some(v) = results.get(tool.name()) else { continue };
         let m = med(tool).unwrap();
         let calls: Vec<usize> = v.iter().map(|r| r.calls.len()).collect();
@@ -255,18 +255,28 @@ fn report(env: &Env, label: &str, delay: u64, results: &BTreeMap<&str, Vec<RunRe
             v.iter().map(|r| ms(r.wall)).collect::<Vec<_>>().join(", ")
         );
     }
-    if let (Some(first), Some(boto3)) = (med(Tool::WharfFirstBuild), med(Tool::Boto3)) {
-        println!(
-            "\nwharf, first build (the host has no record of the image's layers, so build-push compresses \
-             them and the host unpacks them to check): median {}, the boto3 script takes {:.1}x as long",
-            ms(first),
-            boto3.as_secs_f64() / first.as_secs_f64()
-        );
+    // The other wharf rows' "faster by" compare them with `wharf`; against the boto3 script:
+    for (tool, what) in [
+        (Tool::WharfTwoProcesses, "`wharf run`, then `wharf teardown RUN`: two processes"),
+        (
+            Tool::WharfFirstBuild,
+            "the host has no record of the image's layers, so build-push compresses them and the host \
+             unpacks them to check",
+        ),
+    ] {
+        if let (Some(m), Some(boto3)) = (med(tool), med(Tool::Boto3)) {
+            println!(
+                "\n{} ({what}): median {}, the boto3 script takes {:.1}x as long",
+                tool.name(),
+                ms(m),
+                boto3.as_secs_f64() / m.as_secs_f64()
+            );
+        }
     }
     let w = &results[Tool::Wharf.name()];
     let rss: Vec<i64> = w.iter().map(|r| r.max_rss_kib).collect();
     println!(
-        "\nwharf peak RSS (max of `run` and `teardown`, VmHWM): median {:.1} MiB, max {:.1} MiB (target <= 64 MiB)",
+        "\nwharf peak RSS (`run --teardown`, VmHWM): median {:.1} MiB, max {:.1} MiB (target <= 64 MiB)",
         median_i(&rss) as f64 / 1024.0,
         *rss.iter().max().unwrap() as f64 / 1024.0
     );
@@ -274,6 +284,9 @@ fn report(env: &Env, label: &str, delay: u64, results: &BTreeMap<&str, Vec<RunRe
     by_wall.sort_by_key(|r| r.wall);
     let median_run = by_wall[by_wall.len() / 2];
     timeline(env, median_run, "a median run");
+    if delay == 0 {
+        moto_idle(median_run);
+    }
     let slowest = by_wall[by_wall.len() - 1];
     if slowest.wall.as_secs_f64() > 1.2 * median_run.wall.as_secs_f64() {
         timeline(env, slowest, "the slowest run, more than 1.2x the median");
@@ -326,11 +339,38 @@ fn timeline(env: &Env, run: &RunResult, which: &str) {
     let mut spans: Vec<_> = spans.into_iter().collect();
     spans.sort_by_key(|(_, (start, _))| *start);
     let list: Vec<String> = spans.iter().map(|(id, (a, b))| format!("{id} {a}..{b}")).collect();
+    let exits = match run.run_process {
+        Some(run_process) => format!("`run` exited at {}, `teardown` at {}", ms(run_process), ms(run.wall)),
+        None => format!("exited at {}", ms(run.wall)),
+    };
+    println!("\nwharf timeline ({which}; ms after spawn): {exits}; {}", list.join(", "));
+}
+
+/// When moto had no request of the run in flight (from the proxy's log): the time a faster
+/// emulator cannot give back, so the time to look at when wharf's run is longer than moto's CPU.
+fn moto_idle(run: &RunResult) {
+    let at = |t: Instant| t.saturating_duration_since(run.start).as_secs_f64() * 1000.0;
+    let mut calls: Vec<(f64, f64, &str)> =
+        run.calls.iter().filter_map(|c| Some((at(c.at), at(c.done?), c.action.as_str()))).collect();
+    calls.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (mut busy_until, mut last, mut gaps, mut idle) = (0.0_f64, "spawn", Vec::new(), 0.0);
+    for &(start, end, action) in &calls {
+        if start > busy_until {
+            idle += start - busy_until;
+            if start - busy_until >= 3.0 {
+                gaps.push(format!("{busy_until:.0}..{start:.0} ({last} -> {action})"));
+            }
+        }
+        if end > busy_until {
+            (busy_until, last) = (end, action);
+        }
+    }
+    let wall = run.wall.as_secs_f64() * 1000.0;
+    idle += (wall - busy_until).max(0.0);
+    gaps.push(format!("{busy_until:.0}..{wall:.0} ({last} -> exit)"));
     println!(
-        "\nwharf timeline ({which}; ms after spawn): `run` exited at {}, `teardown` at {}; {}",
-        ms(run.run_process),
-        ms(run.wall),
-        list.join(", ")
+        "\nmoto idle in that run (no request in flight): {idle:.0} of {wall:.0} ms; gaps of 3 ms or more: {}",
+        gaps.join(", ")
     );
 }
 

@@ -21,6 +21,8 @@ use tokio::sync::Notify;
 #[derive(Debug, Clone)]
 pub struct Call {
     pub at: Instant,
+    /// When moto's whole response had arrived (None if moto never answered).
+    pub done: Option<Instant>,
     /// `service:Action`, e.g. `ecs:CreateService`.
     pub action: String,
 }
@@ -88,7 +90,11 @@ impl Proxy {
         let (parts, body) = req.into_parts();
         let body = body.collect().await?.to_bytes();
         let action = classify(&parts, &body);
-        self.log.lock().unwrap().push(Call { at, action: action.clone() });
+        let index = {
+            let mut log = self.log.lock().unwrap();
+            log.push(Call { at, done: None, action: action.clone() });
+            log.len() - 1
+        };
         let delay = self.delay_ms.load(Ordering::Relaxed);
         if delay > 0 {
             tokio::time::sleep(Duration::from_millis(delay)).await;
@@ -103,6 +109,13 @@ impl Proxy {
         };
         let (parts, body) = response.into_parts();
         let body = body.collect().await?.to_bytes();
+        if let Some(call) = self.log.lock().unwrap().get_mut(index) {
+            // A `take` in between (a new run) moved the log away; the index then points nowhere
+            // or at a later call, which has its own `at` after this one's: keep the first answer.
+            if call.at == at {
+                call.done = Some(Instant::now());
+            }
+        }
         if action == "ecs:CreateService" && parts.status.is_success() {
             self.service_created.notify_one();
         }
