@@ -114,9 +114,19 @@ fn standalone_manifest(root: &Path, sdk: &Path) -> String {
         }
     };
     inherit(manifest["package"].as_table_mut().unwrap(), workspace["package"].as_table().unwrap());
-    for section in ["dependencies", "dev-dependencies"] {
-        if let Some(deps) = manifest.get_mut(section).and_then(|d| d.as_table_mut()) {
-            inherit(deps, workspace["dependencies"].as_table().unwrap());
+    let deps = workspace["dependencies"].as_table().unwrap();
+    let inherit_sections = |table: &mut toml::Table| {
+        for section in ["dependencies", "dev-dependencies"] {
+            if let Some(section) = table.get_mut(section).and_then(|d| d.as_table_mut()) {
+                inherit(section, deps);
+            }
+        }
+    };
+    inherit_sections(&mut manifest);
+    // `[target.'cfg(...)'.dependencies]` too.
+    for (_, target) in manifest.get_mut("target").and_then(|t| t.as_table_mut()).into_iter().flatten() {
+        if let Some(target) = target.as_table_mut() {
+            inherit_sections(target);
         }
     }
     // `[package]` first, as people write it (toml tables are sorted otherwise).

@@ -70,7 +70,7 @@ fn a_scaffolded_plugin_tests_builds_runs_and_inspects_from_a_fresh_directory() {
 
     let info = s.json(&["plugin", "inspect", wasm.to_str().unwrap()]);
     assert_eq!(info["plugin"]["name"], "health-check");
-    assert_eq!(info["wit"]["versions"], serde_json::json!(["0.1.3"]));
+    assert_eq!(info["wit"]["versions"], serde_json::json!(["0.1.4"]));
     assert_eq!(info["plugin"]["grants"], serde_json::json!(["ecs:DescribeClusters ${with.cluster}"]));
     let interfaces: Vec<&str> =
         info["imports"]["capabilities"].as_array().unwrap().iter().map(|i| i["interface"].as_str().unwrap()).collect();

@@ -4,6 +4,7 @@
 //! transcript, the shared AWS error mapping and the resource ledger live here once.
 
 pub mod aws;
+pub mod digest;
 pub mod ec2;
 pub mod ecs;
 #[cfg(feature = "fault-injection")]
@@ -59,6 +60,14 @@ pub struct Capabilities {
     registry_auth: Arc<registry::AuthCache>,
     /// The host's record of the layers it pushed (registry/layers.rs), shared by all steps.
     layers: Arc<registry::LayerIndex>,
+}
+
+/// Whether `action` (`service:Operation`) only reads. AWS names every operation that changes
+/// nothing `Describe*`, `Get*`, `List*` or `Head*`, and none that changes something so; the
+/// registry's actions follow the same rule.
+pub fn is_read_only(action: &str) -> bool {
+    let operation = action.rsplit(':').next().unwrap_or(action);
+    ["Describe", "Get", "List", "Head"].iter().any(|prefix| operation.starts_with(prefix))
 }
 
 impl Capabilities {
@@ -168,7 +177,9 @@ impl Capabilities {
         resource: &str,
         request: impl Future<Output = Result<T, WitError>>,
     ) -> Result<T, WitError> {
-        self.durable_before_effects().await?;
+        if !is_read_only(action) {
+            self.durable_before_effects().await?;
+        }
         self.throttle().await;
         let started = Instant::now();
         #[cfg(feature = "fault-injection")]
@@ -266,7 +277,8 @@ impl Capabilities {
     /// plugin checks what happened before acting again) and everything journaled before it,
     /// including the outcomes of the steps it depends on. An attempt that makes no such call needs
     /// no durability point of its own: if the process dies first, nothing happened, and the step
-    /// simply runs again. Every AWS, registry and ledger call passes here first.
+    /// simply runs again. Every AWS and registry call that is not [`is_read_only`] passes here
+    /// first, so a step's lookups do not wait for the disk.
     pub async fn durable_before_effects(&self) -> Result<(), WitError> {
         if self.attempt_durable.load(Ordering::Acquire) {
             return Ok(());
@@ -321,4 +333,52 @@ impl Capabilities {
 /// AWS answered without a field it always sends: treat as transient (a retry usually succeeds).
 pub(crate) fn incomplete_response(operation: &str, field: &str) -> WitError {
     WitError::new(ErrorKind::Retryable, "IncompleteResponse", format!("{operation} returned no `{field}`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{RunRecord, RunStatus, SledBackend, StateBackend};
+
+    #[test]
+    fn reads_are_told_apart_by_the_operation_name() {
+        for read in
+            ["ec2:DescribeVpcs", "iam:GetRole", "iam:ListAttachedRolePolicies", "s3:HeadObject", "registry:HeadBlob"]
+        {
+            assert!(is_read_only(read), "{read}");
+        }
+        for write in
+            ["ec2:CreateVpc", "ecs:UpdateService", "iam:PutRolePolicy", "registry:PushBlob", "registry:DeleteManifest"]
+        {
+            assert!(!is_read_only(write), "{write}");
+        }
+    }
+
+    /// A step's lookups do not wait for the disk; its first change does, and only once.
+    #[tokio::test]
+    async fn the_attempt_is_made_durable_before_its_first_change_not_before_a_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = RunRecord {
+            id: "r".into(),
+            workflow_name: "w".into(),
+            workflow_path: "w.toml".into(),
+            workflow_source: String::new(),
+            step_hashes: BTreeMap::new(),
+            params: BTreeMap::new(),
+            status: RunStatus::Running,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            finished_at_ms: None,
+            error: None,
+        };
+        let journal = SledBackend::new(dir.path()).unwrap().create_run(record).unwrap();
+        let events = EventSink::new(journal, Arc::new(crate::events::Quiet));
+        let aws = Arc::new(aws::Aws::new(aws::AwsSettings::default()));
+        let caps = Capabilities::new("r", "s", GrantSet::new("s", vec![]), events, aws);
+        let durable = || caps.attempt_durable.load(Ordering::Acquire);
+        caps.call_mapped("ec2:DescribeVpcs", "*", async { Ok(()) }).await.unwrap();
+        assert!(!durable(), "a read made the attempt durable");
+        caps.call_mapped("ec2:CreateVpc", "v", async { Ok(()) }).await.unwrap();
+        assert!(durable(), "a change went out before the attempt was durable");
+    }
 }

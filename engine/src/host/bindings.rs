@@ -3,8 +3,10 @@
 wasmtime::component::bindgen!({
     path: "../wit/0.1",
     world: "step",
-    imports: { default: async },
+    // Hashing is CPU work on the guest's thread: no await, and a full resource table traps.
+    imports: { "wharf:plugin/digest": trappable, default: async },
     exports: { default: async },
+    with: { "wharf:plugin/digest.sha256": crate::capabilities::digest::Sha256 },
 });
 
 pub use self::wharf::plugin::types::{Error as WitError, ErrorKind};
@@ -48,6 +50,7 @@ pub mod with_parts {
             "wharf:plugin/logs": super::wharf::plugin::logs,
             "wharf:plugin/ledger": super::wharf::plugin::ledger,
             "wharf:plugin/registry": super::wharf::plugin::registry,
+            "wharf:plugin/digest": super::wharf::plugin::digest,
         },
     });
 }

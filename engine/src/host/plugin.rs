@@ -14,11 +14,11 @@ use wasmtime::component::{Component, Linker};
 /// The WIT package every plugin imports its capabilities from.
 pub const WIT_PACKAGE: &str = "wharf:plugin";
 /// The version of [`WIT_PACKAGE`] this host is generated from (`wit/<version>/`).
-pub const WIT_VERSION: &str = "0.1.3";
+pub const WIT_VERSION: &str = "0.1.4";
 
 /// The versions of [`WIT_PACKAGE`] this host links, as users read them: `wharf:plugin@0.1.x`.
 /// Semver, the 0.x way: 0.1.x plugins are compatible with each other, 0.2 or 1.0 are not.
-/// wasmtime's linker resolves an import of any compatible version (say `@0.1.4`) to our `@0.1.3`
+/// wasmtime's linker resolves an import of any compatible version (say `@0.1.5`) to our `@0.1.4`
 /// definitions; what a newer patch added and this host lacks fails linking with a hint.
 pub fn supported_wit_versions() -> String {
     let (major, minor, _) = parse_version(WIT_VERSION).expect("WIT_VERSION is a version");

@@ -76,10 +76,15 @@ fn stderr_suffix(stderr: &str) -> String {
     format!("; plugin stderr: {cut}{}", &stderr[start..])
 }
 
+/// Resources a plugin may hold at once (open files, streams, hashers): far more than a step
+/// needs, few enough that a plugin cannot make the host hold unbounded state.
+const MAX_RESOURCES: usize = 4096;
+
 /// Per-store data: WASI state, the memory cap and the step's capabilities.
 pub struct SandboxState {
     wasi: WasiCtx,
-    table: ResourceTable,
+    /// WASI's resources and the plugin's `digest` hashers: at most `MAX_RESOURCES` at once.
+    pub(crate) table: ResourceTable,
     memory: MemoryCap,
     stderr: MemoryOutputPipe,
     /// `None` while describing a plugin: capability calls are refused then.
@@ -118,9 +123,11 @@ impl SandboxState {
                 .map_err(|e| std::io::Error::other(format!("cannot grant directory {}: {e:#}", host.display())))?;
         }
         let wasi = builder.build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         Ok(SandboxState {
             wasi,
-            table: ResourceTable::new(),
+            table,
             memory: MemoryCap { limit: memory_bytes, exceeded: None },
             stderr,
             caps,

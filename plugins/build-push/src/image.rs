@@ -8,12 +8,12 @@ use oci_spec::image::{
     Arch, Config, ConfigBuilder, Descriptor, HistoryBuilder, ImageConfiguration, ImageConfigurationBuilder,
     ImageManifestBuilder, MediaType, Os, RootFsBuilder,
 };
-use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
+use wharf_plugin_sdk::digest::Sha256;
 
-/// `sha256:<hex>` of `bytes`.
+/// `sha256:<hex>` of `bytes`, computed by the host (a first build's layer is megabytes).
 pub fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    format!("sha256:{}", Sha256::of(bytes))
 }
 
 /// `os/arch[/variant]`, e.g. `linux/amd64`, `linux/arm64/v8`.

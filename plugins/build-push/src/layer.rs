@@ -14,10 +14,10 @@ use crate::context::{Context, Kind, clean_relative};
 use crate::eval::{CopyOp, clean_absolute};
 use crate::image::sha256;
 use flate2::{Compression, write::GzEncoder};
-use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
 use std::io::{BufReader, Read, Write};
 use std::path::PathBuf;
+use wharf_plugin_sdk::digest::Sha256;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Node {
@@ -202,7 +202,7 @@ pub fn hash(tree: &Tree, mtime: u64) -> Result<Tar, String> {
 
 fn hash_holding(tree: &Tree, mtime: u64, hold_up_to: u64) -> Result<Tar, String> {
     let size = tar_size(tree);
-    let finish = |h: Sha256| format!("sha256:{}", hex::encode(h.finalize()));
+    let finish = |mut h: Sha256| format!("sha256:{}", h.finish());
     if size <= hold_up_to {
         let tar = write_tar(tree, mtime, Hashing { inner: Vec::with_capacity(size as usize), hasher: Sha256::new() })?;
         return Ok(Tar { diff_id: finish(tar.hasher), bytes: Some(tar.inner) });
@@ -232,7 +232,8 @@ pub fn compress(tree: &Tree, mtime: u64, tar: Tar) -> Result<Layer, String> {
 /// uncompressed tar is never held in the step's memory).
 pub fn pack(tree: &Tree, mtime: u64) -> Result<Layer, String> {
     let tar = write_tar(tree, mtime, Hashing { inner: gzip_encoder(tar_size(tree)), hasher: Sha256::new() })?;
-    let diff_id = format!("sha256:{}", hex::encode(tar.hasher.finalize()));
+    let mut tar = tar;
+    let diff_id = format!("sha256:{}", tar.hasher.finish());
     let gzip = tar.inner.finish().map_err(|e| e.to_string())?;
     Ok(Layer { digest: sha256(&gzip), size: gzip.len() as u64, diff_id, gzip: Some(gzip) })
 }
@@ -327,7 +328,8 @@ impl<R: Read> Read for Exact<R> {
     }
 }
 
-/// Passes bytes through to `inner`, hashing them.
+/// Passes bytes through to `inner`, hashing them (on the host: in the sandbox, SHA-256 of the
+/// example's 12.9 MB layer took about 40 ms of CPU, on the host with SHA-NI a few).
 struct Hashing<W> {
     inner: W,
     hasher: Sha256,

@@ -1,5 +1,6 @@
 //! Host capabilities, one module per WIT interface. Every function needs a grant line in the
-//! workflow step (`service:Operation resource`, named in each function's doc) except [`log`].
+//! workflow step (`service:Operation resource`, named in each function's doc) except [`log`] and
+//! [`digest`].
 //! On wasm they call the host; under `cargo test` the test's [`FakeHost`](crate::testing::FakeHost)
 //! answers them.
 
@@ -57,6 +58,106 @@ pub mod log {
             Level::Info => "info",
             Level::Warn => "warn",
             Level::Error => "error",
+        }
+    }
+}
+
+/// SHA-256 computed by the host at native speed (needs no grant): several times faster than the
+/// same code inside the sandbox, for plugins that hash large inputs. Under `cargo test` it is
+/// computed in-process; the result is the same.
+///
+/// ```
+/// let mut hasher = wharf_plugin_sdk::digest::Sha256::new();
+/// hasher.update(b"ab");
+/// hasher.update(b"c");
+/// assert_eq!(hasher.finish(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+/// ```
+pub mod digest {
+    /// Bytes gathered before one call to the host: each call copies its bytes across the
+    /// sandbox boundary, and small writes (a tar builder writes 8 KiB at a time) would be
+    /// dominated by the call itself.
+    const BATCH: usize = 256 * 1024;
+
+    /// An incremental SHA-256. Also an [`std::io::Write`], to hash while writing.
+    pub struct Sha256 {
+        #[cfg(target_arch = "wasm32")]
+        host: crate::bindings::wharf::plugin::digest::Sha256,
+        #[cfg(not(target_arch = "wasm32"))]
+        host: sha2::Sha256,
+        pending: Vec<u8>,
+    }
+
+    impl Default for Sha256 {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    impl Sha256 {
+        pub fn new() -> Self {
+            #[cfg(target_arch = "wasm32")]
+            let host = crate::bindings::wharf::plugin::digest::Sha256::new();
+            #[cfg(not(target_arch = "wasm32"))]
+            let host = <sha2::Sha256 as sha2::Digest>::new();
+            Sha256 { host, pending: Vec::new() }
+        }
+
+        /// Adds `data` to what is hashed.
+        pub fn update(&mut self, data: &[u8]) {
+            if self.pending.len() + data.len() < BATCH {
+                self.pending.extend_from_slice(data);
+                return;
+            }
+            self.send_pending();
+            if data.len() >= BATCH {
+                self.send(data);
+            } else {
+                self.pending.extend_from_slice(data);
+            }
+        }
+
+        /// The SHA-256 of everything added so far, as 64 lower-case hex digits. More can be
+        /// added after it.
+        pub fn finish(&mut self) -> String {
+            self.send_pending();
+            #[cfg(target_arch = "wasm32")]
+            return self.host.finish();
+            #[cfg(not(target_arch = "wasm32"))]
+            return sha2::Digest::finalize(self.host.clone()).iter().map(|b| format!("{b:02x}")).collect();
+        }
+
+        /// The SHA-256 of `data`, as 64 lower-case hex digits.
+        pub fn of(data: &[u8]) -> String {
+            let mut hasher = Sha256::new();
+            hasher.update(data);
+            hasher.finish()
+        }
+
+        fn send_pending(&mut self) {
+            if !self.pending.is_empty() {
+                let pending = std::mem::take(&mut self.pending);
+                self.send(&pending);
+                self.pending = pending;
+                self.pending.clear();
+            }
+        }
+
+        fn send(&mut self, data: &[u8]) {
+            #[cfg(target_arch = "wasm32")]
+            self.host.update(data);
+            #[cfg(not(target_arch = "wasm32"))]
+            sha2::Digest::update(&mut self.host, data);
+        }
+    }
+
+    impl std::io::Write for Sha256 {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.update(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
         }
     }
 }

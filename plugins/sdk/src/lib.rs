@@ -50,14 +50,14 @@ mod step;
 pub mod testing;
 
 pub use bindings::wharf::plugin::types::ErrorKind;
-pub use caps::{ec2, ecs, iam, ledger, log, logs, registry, s3, secrets};
+pub use caps::{digest, ec2, ecs, iam, ledger, log, logs, registry, s3, secrets};
 pub use error::Error;
 pub use step::{Context, Step};
 
 /// The WIT package plugins built with this SDK import: `wharf:plugin`.
 pub const WIT_PACKAGE: &str = "wharf:plugin";
 /// The version of [`WIT_PACKAGE`] this SDK was generated from (see `wharf plugin inspect`).
-pub const WIT_VERSION: &str = "0.1.3";
+pub const WIT_VERSION: &str = "0.1.4";
 
 #[doc(hidden)]
 pub mod __private {
