@@ -280,8 +280,8 @@ impl Scheduler {
 
     /// Loads the steps' plugins, each distinct one on its own task (loading is CPU work:
     /// deserializing, linking, `describe`). The run's AWS settings load alongside, off the path
-    /// to the first call, when the workflow has an `[aws]` region or profile or once a plugin
-    /// turns out to call AWS. The first error in step order wins.
+    /// to the first call, when the workflow has an `[aws]` region or profile, else once the
+    /// plugins turn out to call AWS. The first error in step order wins.
     async fn load_plugins(
         &self,
         workflow: &Workflow,
@@ -291,21 +291,29 @@ impl Scheduler {
             aws.preload();
         }
         let mut refs: Vec<&PluginRef> = Vec::new();
-        let mut tasks = Vec::new();
         for step in &workflow.steps {
             if !refs.contains(&&step.plugin) {
                 refs.push(&step.plugin);
-                let (host, plugin) = (self.host.clone(), step.plugin.clone());
-                tasks.push(tokio::spawn(async move { host.plugin(&plugin).await }));
             }
         }
+        // The first on this task: a workflow of one plugin (or of plugins this process loaded
+        // already) needs no hand-off to another thread.
+        let others: Vec<_> = refs[1..]
+            .iter()
+            .map(|r| {
+                let (host, plugin) = (self.host.clone(), (*r).clone());
+                tokio::spawn(async move { host.plugin(&plugin).await })
+            })
+            .collect();
         let mut loaded = Vec::new();
-        for task in tasks {
-            let result = task.await.expect("plugin loading does not panic");
-            if result.as_ref().is_ok_and(|p| p.calls_aws()) {
-                aws.preload();
-            }
-            loaded.push(result);
+        if let Some(first) = refs.first() {
+            loaded.push(self.host.plugin(first).await);
+        }
+        for task in others {
+            loaded.push(task.await.expect("plugin loading does not panic"));
+        }
+        if loaded.iter().any(|result| result.as_ref().is_ok_and(|p| p.calls_aws())) {
+            aws.preload();
         }
         // In the order of each plugin's first step: the first error is the earliest step's.
         let loaded: Vec<Arc<Plugin>> = loaded.into_iter().collect::<Result<_, _>>()?;
