@@ -338,7 +338,7 @@ pub(crate) fn incomplete_response(operation: &str, field: &str) -> WitError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::{RunRecord, RunStatus, SledBackend, StateBackend};
+    use crate::journal::{SledBackend, StateBackend};
 
     #[test]
     fn reads_are_told_apart_by_the_operation_name() {
@@ -358,19 +358,7 @@ mod tests {
     #[tokio::test]
     async fn the_attempt_is_made_durable_before_its_first_change_not_before_a_read() {
         let dir = tempfile::tempdir().unwrap();
-        let record = RunRecord {
-            id: "r".into(),
-            workflow_name: "w".into(),
-            workflow_path: "w.toml".into(),
-            workflow_source: String::new(),
-            step_hashes: BTreeMap::new(),
-            params: BTreeMap::new(),
-            status: RunStatus::Running,
-            created_at_ms: 0,
-            updated_at_ms: 0,
-            finished_at_ms: None,
-            error: None,
-        };
+        let record = crate::journal::tests::sample_run("r");
         let journal = SledBackend::new(dir.path()).unwrap().create_run(record).unwrap();
         let events = EventSink::new(journal, Arc::new(crate::events::Quiet));
         let aws = Arc::new(aws::Aws::new(aws::AwsSettings::default()));

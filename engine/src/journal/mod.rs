@@ -21,7 +21,7 @@ mod sled;
 mod snapshot;
 mod spare;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod views;
 
 use std::collections::BTreeMap;

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 use super::*;
 
-fn sample_run(id: &str) -> RunRecord {
+pub(crate) fn sample_run(id: &str) -> RunRecord {
     RunRecord {
         id: id.to_string(),
         workflow_name: "ecs-example".into(),
