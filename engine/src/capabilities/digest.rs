@@ -59,6 +59,6 @@ mod tests {
     fn a_plugin_cannot_hold_more_hashers_than_the_table_allows() {
         let mut state = SandboxState::new(None, 1 << 20);
         let made = (0..100_000).take_while(|_| HostSha256::new(&mut state).is_ok()).count();
-        assert!((1000..100_000).contains(&made), "{made} hashers");
+        assert_eq!(made, crate::host::sandbox::MAX_RESOURCES, "the refused one traps the plugin");
     }
 }

@@ -112,14 +112,15 @@ impl Plugin {
         step.call_describe(&mut store).await.map_err(err)
     }
 
-    /// Refuses to run a plugin that imports a capability the step has no grant for at all.
-    /// `declared` are the plugin's declared grant lines rendered with the step's inputs: the
-    /// error suggests them, ready to paste into the workflow.
-    /// Whether the plugin imports a capability that calls AWS (the registry's reads secrets).
+    /// Whether the plugin imports a capability that calls AWS (the registry capability too: it
+    /// reads credentials from Secrets Manager or ECR).
     pub fn calls_aws(&self) -> bool {
         self.capability_imports.iter().any(|i| service_of(i).is_some())
     }
 
+    /// Refuses to run a plugin that imports a capability the step has no grant for at all.
+    /// `declared` are the plugin's declared grant lines rendered with the step's inputs: the
+    /// error suggests them, ready to paste into the workflow.
     pub fn check_imports(&self, step_id: &str, grants: &GrantSet, declared: &[String]) -> Result<(), PluginError> {
         for interface in &self.capability_imports {
             let Some(service) = service_of(interface) else { continue };

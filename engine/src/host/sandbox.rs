@@ -78,7 +78,7 @@ fn stderr_suffix(stderr: &str) -> String {
 
 /// Resources a plugin may hold at once (open files, streams, hashers): far more than a step
 /// needs, few enough that a plugin cannot make the host hold unbounded state.
-const MAX_RESOURCES: usize = 4096;
+pub(crate) const MAX_RESOURCES: usize = 4096;
 
 /// Per-store data: WASI state, the memory cap and the step's capabilities.
 pub struct SandboxState {

@@ -298,8 +298,9 @@ impl Scheduler {
         }
         // The first on this task: a workflow of one plugin (or of plugins this process loaded
         // already) needs no hand-off to another thread.
-        let others: Vec<_> = refs[1..]
+        let others: Vec<_> = refs
             .iter()
+            .skip(1)
             .map(|r| {
                 let (host, plugin) = (self.host.clone(), (*r).clone());
                 tokio::spawn(async move { host.plugin(&plugin).await })

@@ -231,8 +231,7 @@ pub fn compress(tree: &Tree, mtime: u64, tar: Tar) -> Result<Layer, String> {
 /// The tree as a deterministic tar, gzip-compressed as it is written and hashed on the way (the
 /// uncompressed tar is never held in the step's memory).
 pub fn pack(tree: &Tree, mtime: u64) -> Result<Layer, String> {
-    let tar = write_tar(tree, mtime, Hashing { inner: gzip_encoder(tar_size(tree)), hasher: Sha256::new() })?;
-    let mut tar = tar;
+    let mut tar = write_tar(tree, mtime, Hashing { inner: gzip_encoder(tar_size(tree)), hasher: Sha256::new() })?;
     let diff_id = format!("sha256:{}", tar.hasher.finish());
     let gzip = tar.inner.finish().map_err(|e| e.to_string())?;
     Ok(Layer { digest: sha256(&gzip), size: gzip.len() as u64, diff_id, gzip: Some(gzip) })

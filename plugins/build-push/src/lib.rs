@@ -1,5 +1,6 @@
 //! `build-push`: builds an OCI image from a Dockerfile without a container daemon, reproducibly,
-//! inside the sandbox, and pushes it through the host's `registry` capability.
+//! inside the sandbox (hashing with the host's `digest`), and pushes it through the host's `registry`
+//! capability.
 //!
 //! ```toml
 //! [[steps]]
