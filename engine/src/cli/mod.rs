@@ -122,7 +122,7 @@ pub enum Command {
 }
 
 /// What a teardown keeps or deletes (`wharf teardown`, and `wharf run --teardown`).
-#[derive(clap::Args, Debug, Default)]
+#[derive(clap::Args, Debug)]
 pub struct TeardownArgs {
     /// Keep deleted secrets recoverable for this many days (7-30) instead of deleting at once.
     #[arg(long, value_name = "DAYS")]

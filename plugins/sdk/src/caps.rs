@@ -78,12 +78,15 @@ pub mod digest {
     /// dominated by the call itself.
     const BATCH: usize = 256 * 1024;
 
+    /// The hasher: the host's resource on wasm, in-process elsewhere.
+    #[cfg(target_arch = "wasm32")]
+    type Hasher = crate::bindings::wharf::plugin::digest::Sha256;
+    #[cfg(not(target_arch = "wasm32"))]
+    type Hasher = sha2::Sha256;
+
     /// An incremental SHA-256. Also an [`std::io::Write`], to hash while writing.
     pub struct Sha256 {
-        #[cfg(target_arch = "wasm32")]
-        host: crate::bindings::wharf::plugin::digest::Sha256,
-        #[cfg(not(target_arch = "wasm32"))]
-        host: sha2::Sha256,
+        host: Hasher,
         pending: Vec<u8>,
     }
 
@@ -96,9 +99,9 @@ pub mod digest {
     impl Sha256 {
         pub fn new() -> Self {
             #[cfg(target_arch = "wasm32")]
-            let host = crate::bindings::wharf::plugin::digest::Sha256::new();
+            let host = Hasher::new();
             #[cfg(not(target_arch = "wasm32"))]
-            let host = <sha2::Sha256 as sha2::Digest>::new();
+            let host = <Hasher as sha2::Digest>::new();
             Sha256 { host, pending: Vec::new() }
         }
 
@@ -110,7 +113,7 @@ pub mod digest {
             }
             self.send_pending();
             if data.len() >= BATCH {
-                self.send(data);
+                send(&mut self.host, data);
             } else {
                 self.pending.extend_from_slice(data);
             }
@@ -135,19 +138,17 @@ pub mod digest {
 
         fn send_pending(&mut self) {
             if !self.pending.is_empty() {
-                let pending = std::mem::take(&mut self.pending);
-                self.send(&pending);
-                self.pending = pending;
+                send(&mut self.host, &self.pending);
                 self.pending.clear();
             }
         }
+    }
 
-        fn send(&mut self, data: &[u8]) {
-            #[cfg(target_arch = "wasm32")]
-            self.host.update(data);
-            #[cfg(not(target_arch = "wasm32"))]
-            sha2::Digest::update(&mut self.host, data);
-        }
+    fn send(host: &mut Hasher, data: &[u8]) {
+        #[cfg(target_arch = "wasm32")]
+        host.update(data);
+        #[cfg(not(target_arch = "wasm32"))]
+        sha2::Digest::update(host, data);
     }
 
     impl std::io::Write for Sha256 {
