@@ -6,6 +6,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("TESTKIT", "guest-testkit"),
     ("ECS_CALLER", "guest-ecs-caller"),
     ("HOSTILE", "guest-hostile"),
+    ("ESCALATE", "guest-escalate"),
     ("WRONG_VERSION", "guest-wrong-version"),
     // A built-in plugin loaded by path, as a custom plugin: it then gets only the step's grants.
     ("BUILD_PUSH", "wharf-plugin-build-push"),

@@ -6,6 +6,7 @@
 //! made, and a half-finished create never leaves an untagged resource behind.
 
 use super::Capabilities;
+use crate::grants::{self, Need};
 use crate::host::bindings::wharf::plugin::ec2::{Host, IngressRule, SecurityGroup, Subnet, Vpc};
 use crate::host::bindings::wharf::plugin::ledger::DeleteOutcome;
 use crate::host::bindings::{ErrorKind, WitError};
@@ -150,8 +151,16 @@ impl Host for SandboxState {
         subnet_ids: Vec<String>,
     ) -> Result<String, WitError> {
         let caps: &Capabilities = self.caps()?;
-        caps.authorize("ec2:CreateInternetGateway", &name)?;
-        if caps.plan("ec2:CreateInternetGateway", &name, &format!("for {vpc_id}, routing {}", subnet_ids.join(" "))) {
+        // Every network this call changes: the VPC the gateway is attached to and the table made
+        // in, and each subnet whose traffic is routed through it.
+        let mut needs = vec![
+            Need::new("ec2:CreateInternetGateway", &name),
+            Need::new("ec2:AttachInternetGateway", &vpc_id),
+            Need::new("ec2:CreateRouteTable", &vpc_id),
+        ];
+        needs.extend(subnet_ids.iter().map(|subnet| Need::new("ec2:AssociateRouteTable", subnet)));
+        caps.authorize_all(&needs)?;
+        if caps.plan("ec2:CreateInternetGateway", &name, &grants::describe(&needs[1..])) {
             return Ok(format!("{PLANNED}route-table"));
         }
         // Four resources in several calls: each part is found (by this step's tags) before it is

@@ -1,6 +1,7 @@
 //! `ecs`: Amazon ECS operations for the step plugins.
 
 use super::Capabilities;
+use crate::grants::{self, Need};
 use crate::host::bindings::wharf::plugin::ecs::{
     Awslogs, Cluster, ContainerDefinition, ContainerSecret, CreateClusterRequest, CreateServiceRequest, Deployment,
     Host, KeyValue, Network, PortMapping, RegisteredTaskDefinition, Service, ServiceEvent, StoppedTask, TaskDefinition,
@@ -16,6 +17,7 @@ use std::collections::BTreeMap;
 impl Host for SandboxState {
     async fn create_cluster(&mut self, request: CreateClusterRequest) -> Result<Cluster, WitError> {
         let caps = self.caps()?;
+        name_only("cluster", &request.name)?;
         caps.authorize("ecs:CreateCluster", &request.name)?;
         let insights = if request.container_insights { "enabled" } else { "disabled" };
         if caps.plan("ecs:CreateCluster", &request.name, &format!("(container insights {insights})")) {
@@ -27,6 +29,15 @@ impl Host for SandboxState {
                 active_services: 0,
                 running_tasks: 0,
             });
+        }
+        // CreateCluster answers with an existing ACTIVE cluster of that name as if it made it (and
+        // moto resets its settings): look first, and return one that exists without recording it,
+        // unless its tags say this very step made it in an attempt that died before the ledger.
+        if let Some((existing, tags)) = find_active_cluster(caps, &request.name).await? {
+            let found = to_wit(&existing);
+            let tags = tags.iter().filter_map(|t| Some((t.key()?, t.value()?)));
+            caps.reclaim_if_ours(tags, "ecs:cluster", &found.arn, Some(&found.name), BTreeMap::new())?;
+            return Ok(found);
         }
         let setting = ClusterSetting::builder().name(ClusterSettingName::ContainerInsights).value(insights).build();
         let send = caps
@@ -47,26 +58,18 @@ impl Host for SandboxState {
 
     async fn describe_cluster(&mut self, name: String) -> Result<Option<Cluster>, WitError> {
         let caps = self.caps()?;
+        name_only("cluster", &name)?;
         caps.authorize("ecs:DescribeClusters", &name)?;
-        let send = caps
-            .aws()
-            .ecs()
-            .await?
-            .describe_clusters()
-            .clusters(&name)
-            .include(ecs::ClusterField::Settings)
-            .include(ecs::ClusterField::Tags)
-            .send();
-        let out = caps.call("ecs:DescribeClusters", &name, send).await?;
-        let Some(cluster) = out.clusters().iter().find(|c| c.status() == Some("ACTIVE")) else { return Ok(None) };
-        let found = to_wit(cluster);
-        let tags = cluster.tags().iter().filter_map(|t| Some((t.key()?, t.value()?)));
+        let Some((cluster, tags)) = find_active_cluster(caps, &name).await? else { return Ok(None) };
+        let found = to_wit(&cluster);
+        let tags = tags.iter().filter_map(|t| Some((t.key()?, t.value()?)));
         caps.reclaim_if_ours(tags, "ecs:cluster", &found.arn, Some(&found.name), BTreeMap::new())?;
         Ok(Some(found))
     }
 
     async fn describe_task_definition(&mut self, family: String) -> Result<Option<RegisteredTaskDefinition>, WitError> {
         let caps = self.caps()?;
+        name_only("task definition family", &family)?;
         caps.authorize("ecs:DescribeTaskDefinition", &family)?;
         let Some((td, tags)) = find_task_definition(caps, &family)
             .await?
@@ -87,9 +90,16 @@ impl Host for SandboxState {
     ) -> Result<RegisteredTaskDefinition, WitError> {
         let caps = self.caps()?;
         let family = definition.family.clone();
-        caps.authorize("ecs:RegisterTaskDefinition", &family)?;
-        let detail =
-            format!("cpu {} memory {} containers {}", definition.cpu, definition.memory, definition.containers.len());
+        name_only("task definition family", &family)?;
+        let needs = task_definition_needs(&definition);
+        caps.authorize_all(&needs)?;
+        let detail = format!(
+            "cpu {} memory {} containers {} ({})",
+            definition.cpu,
+            definition.memory,
+            definition.containers.len(),
+            grants::describe(&needs[1..])
+        );
         if caps.plan("ecs:RegisterTaskDefinition", &family, &detail) {
             return Ok(RegisteredTaskDefinition {
                 arn: format!("planned-task-definition-{family}"),
@@ -118,7 +128,7 @@ impl Host for SandboxState {
             .set_container_definitions(Some(containers))
             .set_tags(Some(sdk_tags(caps)))
             .send();
-        let out = caps.call("ecs:RegisterTaskDefinition", &family, send).await?;
+        let out = caps.call("ecs:RegisterTaskDefinition", &grants::transcript(&needs), send).await?;
         let registered = task_definition_to_wit(
             out.task_definition()
                 .ok_or_else(|| super::incomplete_response("RegisterTaskDefinition", "taskDefinition"))?,
@@ -129,7 +139,8 @@ impl Host for SandboxState {
 
     async fn describe_service(&mut self, cluster: String, name: String) -> Result<Option<Service>, WitError> {
         let caps = self.caps()?;
-        caps.authorize("ecs:DescribeServices", &format!("{cluster}/{name}"))?;
+        let resource = service_resource(&cluster, &name)?;
+        caps.authorize("ecs:DescribeServices", &resource)?;
         let Some(found) = find_service(caps, &cluster, &name).await?.filter(|s| s.status() != Some("INACTIVE")) else {
             return Ok(None);
         };
@@ -141,9 +152,10 @@ impl Host for SandboxState {
 
     async fn create_service(&mut self, request: CreateServiceRequest) -> Result<Service, WitError> {
         let caps = self.caps()?;
-        let resource = format!("{}/{}", request.cluster, request.name);
-        caps.authorize("ecs:CreateService", &resource)?;
-        let detail = format!("{} x{}", request.task_definition, request.desired_count);
+        let resource = service_resource(&request.cluster, &request.name)?;
+        let need = service_need("ecs:CreateService", &resource, &request.task_definition, &request.network);
+        caps.authorize_all(std::slice::from_ref(&need))?;
+        let detail = format!("x{} ({need})", request.desired_count);
         if caps.plan("ecs:CreateService", &resource, &detail) {
             return Ok(planned_service(&request.name, &request.task_definition, request.desired_count));
         }
@@ -164,7 +176,7 @@ impl Host for SandboxState {
             // Tasks carry the run/step tags too, so a stray task can be traced back to its run.
             .propagate_tags(ecs::PropagateTags::Service)
             .send();
-        let out = caps.call("ecs:CreateService", &resource, send).await?;
+        let out = caps.call("ecs:CreateService", &grants::transcript(std::slice::from_ref(&need)), send).await?;
         let service =
             service_to_wit(out.service().ok_or_else(|| super::incomplete_response("CreateService", "service"))?);
         let attributes = BTreeMap::from([("cluster".to_string(), request.cluster.clone())]);
@@ -174,9 +186,10 @@ impl Host for SandboxState {
 
     async fn update_service(&mut self, request: UpdateServiceRequest) -> Result<Service, WitError> {
         let caps = self.caps()?;
-        let resource = format!("{}/{}", request.cluster, request.name);
-        caps.authorize("ecs:UpdateService", &resource)?;
-        let detail = format!("{} x{}", request.task_definition, request.desired_count);
+        let resource = service_resource(&request.cluster, &request.name)?;
+        let need = service_need("ecs:UpdateService", &resource, &request.task_definition, &request.network);
+        caps.authorize_all(std::slice::from_ref(&need))?;
+        let detail = format!("x{} ({need})", request.desired_count);
         if caps.plan("ecs:UpdateService", &resource, &detail) {
             return Ok(planned_service(&request.name, &request.task_definition, request.desired_count));
         }
@@ -192,13 +205,13 @@ impl Host for SandboxState {
             .network_configuration(network_to_sdk(&request.network)?)
             .deployment_configuration(deployment_configuration(request.circuit_breaker))
             .send();
-        let out = caps.call("ecs:UpdateService", &resource, send).await?;
+        let out = caps.call("ecs:UpdateService", &grants::transcript(std::slice::from_ref(&need)), send).await?;
         Ok(service_to_wit(out.service().ok_or_else(|| super::incomplete_response("UpdateService", "service"))?))
     }
 
     async fn stopped_tasks(&mut self, cluster: String, service: String) -> Result<Vec<StoppedTask>, WitError> {
         let caps = self.caps()?;
-        let resource = format!("{cluster}/{service}");
+        let resource = service_resource(&cluster, &service)?;
         caps.authorize("ecs:ListTasks", &resource)?;
         let client = caps.aws().ecs().await?;
         let send = client
@@ -218,6 +231,80 @@ impl Host for SandboxState {
         tasks.sort_by_key(|t| std::cmp::Reverse(millis(t.stopped_at())));
         Ok(tasks.into_iter().map(stopped_task_to_wit).collect())
     }
+}
+
+/// What registering `definition` needs beyond the family: passing its roles to ECS, and reading
+/// every secret its containers reference (the task will read them).
+fn task_definition_needs(definition: &TaskDefinition) -> Vec<Need> {
+    let mut needs = vec![Need::new("ecs:RegisterTaskDefinition", &definition.family)];
+    for role in [&definition.task_role_arn, &definition.execution_role_arn].into_iter().flatten() {
+        needs.push(Need::new("iam:PassRole", role));
+    }
+    for container in &definition.containers {
+        let referenced = container.secrets.iter().map(|s| &s.value_from).chain(&container.repository_credentials);
+        needs.extend(referenced.map(|reference| secret_read(reference)));
+    }
+    needs
+}
+
+/// Reading a secret a task definition references: Secrets Manager, or an SSM parameter.
+fn secret_read(reference: &str) -> Need {
+    if reference.starts_with("arn:aws:ssm:") {
+        Need::new("ssm:GetParameters", reference)
+    } else {
+        Need::new("secretsmanager:GetSecretValue", reference)
+    }
+}
+
+/// A service call on `resource`, with what its tasks run and where.
+fn service_need(action: &str, resource: &str, task_definition: &str, network: &Network) -> Need {
+    let need = Need::new(action, resource).with("task-definition", task_definition);
+    let need = network.subnets.iter().fold(need, |need, subnet| need.with("subnet", subnet.as_str()));
+    network.security_groups.iter().fold(need, |need, group| need.with("security-group", group.as_str()))
+}
+
+/// `cluster/service`, the resource of service calls, from two plain names.
+fn service_resource(cluster: &str, service: &str) -> Result<String, WitError> {
+    name_only("cluster", cluster)?;
+    name_only("service", service)?;
+    Ok(format!("{cluster}/{service}"))
+}
+
+/// ECS also accepts ARNs where names go, and an ARN names its own cluster: `ecs:UpdateService
+/// staging/*` would then reach a service of another cluster. Calls take plain names only.
+fn name_only(what: &str, name: &str) -> Result<(), WitError> {
+    let ok = !name.is_empty()
+        && name.len() <= 255
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        return Ok(());
+    }
+    Err(WitError::new(
+        ErrorKind::InvalidInput,
+        "InvalidName",
+        format!(
+            "{what} `{name}` is not a plain name (letters, digits, `-`, `_`, at most 255); pass the name, not an ARN"
+        ),
+    ))
+}
+
+/// The ACTIVE cluster of that name (or ARN) and its tags, if there is one.
+async fn find_active_cluster(caps: &Capabilities, name: &str) -> Result<Option<(ecs::Cluster, Vec<Tag>)>, WitError> {
+    let send = caps
+        .aws()
+        .ecs()
+        .await?
+        .describe_clusters()
+        .clusters(name)
+        .include(ecs::ClusterField::Settings)
+        .include(ecs::ClusterField::Tags)
+        .send();
+    let out = caps.call("ecs:DescribeClusters", name, send).await?;
+    let found = out.clusters.unwrap_or_default().into_iter().find(|c| c.status() == Some("ACTIVE"));
+    Ok(found.map(|mut c| {
+        let tags = c.tags.take().unwrap_or_default();
+        (c, tags)
+    }))
 }
 
 fn to_wit(c: &ecs::Cluster) -> Cluster {
@@ -539,6 +626,7 @@ async fn delete_service(caps: &Capabilities, resource: &Resource) -> Result<Dele
     let Some(service) = find_service(caps, cluster, &resource.id).await? else {
         return Ok(DeleteOutcome::AlreadyGone);
     };
+    caps.check_ours(&format!("service {}", resource.id), &run_tag(service.tags()))?;
     let target = format!("{cluster}/{}", resource.name.as_deref().unwrap_or(&resource.id));
     match service.status() {
         // INACTIVE is what a finished deletion looks like (ours or someone's) before ECS forgets it.
@@ -564,6 +652,11 @@ async fn delete_service(caps: &Capabilities, resource: &Resource) -> Result<Dele
     }
 }
 
+/// The `wharf:run` tag among ECS tags.
+fn run_tag(tags: &[Tag]) -> Option<String> {
+    tags.iter().find(|t| t.key() == Some(super::RUN_TAG)).and_then(|t| t.value()).map(str::to_string)
+}
+
 fn draining(s: &ecs::Service) -> DeleteOutcome {
     DeleteOutcome::Pending(format!("draining ({} tasks still running)", s.running_count().max(0)))
 }
@@ -571,9 +664,10 @@ fn draining(s: &ecs::Service) -> DeleteOutcome {
 /// Deregisters the revision (it becomes INACTIVE), then asks ECS to delete it for good where
 /// supported; INACTIVE revisions cost nothing, so that second part is best effort.
 async fn delete_task_definition(caps: &Capabilities, arn: &str) -> Result<DeleteOutcome, WitError> {
-    let Some((td, _)) = find_task_definition(caps, arn).await? else {
+    let Some((td, tags)) = find_task_definition(caps, arn).await? else {
         return Ok(DeleteOutcome::AlreadyGone);
     };
+    caps.check_ours(&format!("task definition {arn}"), &run_tag(&tags))?;
     let client = caps.aws().ecs().await?;
     let outcome = match td.status() {
         Some(ecs::TaskDefinitionStatus::Active) => {
@@ -596,11 +690,12 @@ async fn delete_task_definition(caps: &Capabilities, arn: &str) -> Result<Delete
 /// Deletes the cluster; while services drain or tasks stop, ECS refuses and we report Pending.
 async fn delete_cluster(caps: &Capabilities, arn: &str) -> Result<DeleteOutcome, WitError> {
     let client = caps.aws().ecs().await?;
-    let send = client.describe_clusters().clusters(arn).send();
+    let send = client.describe_clusters().clusters(arn).include(ecs::ClusterField::Tags).send();
     let out = caps.call("ecs:DescribeClusters", arn, send).await?;
-    if !out.clusters().iter().any(|c| c.status() != Some("INACTIVE")) {
+    let Some(cluster) = out.clusters().iter().find(|c| c.status() != Some("INACTIVE")) else {
         return Ok(DeleteOutcome::AlreadyGone);
-    }
+    };
+    caps.check_ours(&format!("cluster {arn}"), &run_tag(cluster.tags()))?;
     let send = client.delete_cluster().cluster(arn).send();
     match caps.call("ecs:DeleteCluster", arn, send).await {
         Ok(_) => Ok(DeleteOutcome::Deleted),

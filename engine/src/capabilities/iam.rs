@@ -6,6 +6,7 @@
 //! removes policies from roles the run merely adopted.
 
 use super::Capabilities;
+use crate::grants::{self, Need, policy};
 use crate::host::bindings::wharf::plugin::iam::{Host, Role};
 use crate::host::bindings::wharf::plugin::ledger::DeleteOutcome;
 use crate::host::bindings::{ErrorKind, WitError};
@@ -32,8 +33,12 @@ impl Host for SandboxState {
 
     async fn create_role(&mut self, name: String, trust_policy: String, description: String) -> Result<Role, WitError> {
         let caps = self.caps()?;
-        caps.authorize("iam:CreateRole", &name)?;
-        if caps.plan("iam:CreateRole", &name, "trusted by its trust policy") {
+        let principals = policy::trusted_principals(&trust_policy).map_err(invalid_document)?;
+        let needs = principals
+            .iter()
+            .fold(Need::new("iam:CreateRole", &name), |need, (_, principal)| need.with("trust", principal.as_str()));
+        caps.authorize_all(std::slice::from_ref(&needs)).map_err(|e| name_statements(e, &principals))?;
+        if caps.plan("iam:CreateRole", &name, &needs.to_string()) {
             // ARN-shaped so later steps' validation of it passes in the plan too.
             return Ok(Role { arn: format!("arn:aws:iam::planned:role/{name}"), name, trust_policy });
         }
@@ -49,7 +54,7 @@ impl Host for SandboxState {
             .set_description(Some(description).filter(|d| !d.is_empty()))
             .set_tags(Some(tags))
             .send();
-        let out = caps.call("iam:CreateRole", &name, send).await?;
+        let out = caps.call("iam:CreateRole", &grants::transcript(std::slice::from_ref(&needs)), send).await?;
         let role = out.role.ok_or_else(|| super::incomplete_response("CreateRole", "role"))?;
         caps.record_created("iam:role", role.arn(), Some(role.role_name()), BTreeMap::new())?;
         Ok(to_wit(&role))
@@ -69,8 +74,12 @@ impl Host for SandboxState {
 
     async fn put_role_policy(&mut self, role: String, policy_name: String, document: String) -> Result<(), WitError> {
         let caps = self.caps()?;
-        caps.authorize("iam:PutRolePolicy", &role)?;
-        if caps.plan("iam:PutRolePolicy", &role, &format!("inline policy {policy_name}")) {
+        // The ceiling: every action/resource the document allows must be granted as `allow=`.
+        let pairs = policy::allowed_pairs(&document).map_err(invalid_document)?;
+        let need =
+            pairs.iter().fold(Need::new("iam:PutRolePolicy", &role), |need, (_, p)| need.with("allow", p.as_str()));
+        caps.authorize_all(std::slice::from_ref(&need)).map_err(|e| name_statements(e, &pairs))?;
+        if caps.plan("iam:PutRolePolicy", &role, &format!("inline policy {policy_name}: {need}")) {
             return Ok(());
         }
         // Part of this call, not a separate permission: whether the put creates or replaces.
@@ -84,7 +93,8 @@ impl Host for SandboxState {
             .policy_name(&policy_name)
             .policy_document(&document)
             .send();
-        caps.call("iam:PutRolePolicy", &role, send).await?;
+        let shown = grants::transcript(std::slice::from_ref(&need));
+        caps.call("iam:PutRolePolicy", &format!("{shown} (policy {policy_name})"), send).await?;
         // A policy that "existed" on a role this run created was put by an attempt that died
         // before its ledger write: it is this run's too.
         if !existed || role_created_by_this_run(caps, &role)? {
@@ -108,8 +118,8 @@ impl Host for SandboxState {
 
     async fn attach_role_policy(&mut self, role: String, policy_arn: String) -> Result<(), WitError> {
         let caps = self.caps()?;
-        caps.authorize("iam:AttachRolePolicy", &role)?;
-        if caps.plan("iam:AttachRolePolicy", &role, &policy_arn) {
+        caps.authorize_all(&[Need::new("iam:AttachRolePolicy", &role).with("policy", policy_arn.as_str())])?;
+        if caps.plan("iam:AttachRolePolicy", &role, &format!("policy={policy_arn}")) {
             return Ok(());
         }
         let already = attached(caps, &role).await?.contains(&policy_arn);
@@ -118,7 +128,7 @@ impl Host for SandboxState {
         }
         if !already {
             let send = caps.aws().iam().await?.attach_role_policy().role_name(&role).policy_arn(&policy_arn).send();
-            caps.call("iam:AttachRolePolicy", &role, send).await?;
+            caps.call("iam:AttachRolePolicy", &format!("{role} policy={policy_arn}"), send).await?;
         }
         record_attachment(caps, &role, &policy_arn)
     }
@@ -145,14 +155,8 @@ pub(crate) async fn delete(
     // A role deleted and re-created by someone else since is not this run's: leave it and its
     // policies alone.
     let role = resource.attributes.get("role").cloned().or_else(|| resource.name.clone()).unwrap_or_default();
-    if let Some(owner) = role_owner(caps, &role).await?
-        && owner.as_deref() != Some(caps.run_id.as_str())
-    {
-        return Err(WitError::new(
-            ErrorKind::Permanent,
-            "NotOurs",
-            format!("role {role} is no longer the one this run created (it is tagged wharf:run={owner:?}); left alone"),
-        ));
+    if let Some(owner) = role_owner(caps, &role).await? {
+        caps.check_ours(&format!("role {role}"), &owner)?;
     }
     let result = match resource.kind.as_str() {
         "iam:role-policy" => {
@@ -207,7 +211,7 @@ async fn role_owner(caps: &Capabilities, role: &str) -> Result<Option<Option<Str
     let send = caps.aws().iam().await?.get_role().role_name(role).send();
     let Some(out) = not_found_as_none(caps.call("iam:GetRole", role, send).await)? else { return Ok(None) };
     let tags = out.role.map(|r| r.tags.unwrap_or_default()).unwrap_or_default();
-    Ok(Some(tags.into_iter().find(|t| t.key() == "wharf:run").map(|t| t.value().to_string())))
+    Ok(Some(tags.into_iter().find(|t| t.key() == super::RUN_TAG).map(|t| t.value().to_string())))
 }
 
 fn record_role_policy(caps: &Capabilities, role: &str, policy: &str) -> Result<(), WitError> {
@@ -291,6 +295,26 @@ fn url_decode(s: &str) -> String {
         }
     }
     String::from_utf8(out).unwrap_or_else(|_| s.to_string())
+}
+
+/// A trust or inline policy document wharf cannot read, or one no grant could bound.
+fn invalid_document(reason: String) -> WitError {
+    WitError::new(ErrorKind::InvalidInput, "InvalidPolicyDocument", reason)
+}
+
+/// A denial of a policy document names the statements that exceed the grants, not just the
+/// values: `statements` are (label, condition value) pairs as the document yielded them.
+fn name_statements(mut denied: WitError, statements: &[(String, String)]) -> WitError {
+    let mut offending: Vec<String> = statements
+        .iter()
+        .filter(|(_, value)| denied.message.contains(&format!("={}", grants::pattern::escape(value))))
+        .map(|(label, value)| format!("{label} ({value})"))
+        .collect();
+    offending.dedup();
+    if !offending.is_empty() {
+        denied.message.push_str(&format!("; exceeded by {}", offending.join(", ")));
+    }
+    denied
 }
 
 fn build_error(operation: &str, e: impl std::fmt::Display) -> WitError {

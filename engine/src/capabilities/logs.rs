@@ -24,12 +24,8 @@ impl Host for SandboxState {
         }
         let existing = find(caps, &name).await?;
         if existing.is_some() {
-            // Made by this step in an attempt that died before its ledger write? (ListTagsLogGroup
-            // is deprecated in favour of ListTagsForResource but still served, by AWS and moto.)
-            #[allow(deprecated)]
-            let send = caps.aws().logs().await?.list_tags_log_group().log_group_name(&name).send();
-            #[allow(deprecated)]
-            let tags = caps.call("logs:ListTagsLogGroup", &name, send).await?.tags.unwrap_or_default();
+            // Made by this step in an attempt that died before its ledger write?
+            let tags = group_tags(caps, &name).await?.unwrap_or_default();
             let pairs = tags.iter().map(|(k, v)| (k.as_str(), v.as_str()));
             caps.reclaim_if_ours(pairs, "logs:log-group", &name, Some(&name), BTreeMap::new())?;
         }
@@ -49,6 +45,9 @@ impl Host for SandboxState {
         }
         let current = existing.as_ref().and_then(|g| g.retention_in_days());
         if let Some(days) = retention_days.filter(|d| current != Some(*d as i32)) {
+            // Changing a group's retention is its own grant: a group this run created is
+            // `@created` (recorded above), one that existed before must be named.
+            caps.authorize("logs:PutRetentionPolicy", &name)?;
             if caps.plan("logs:PutRetentionPolicy", &name, &format!("{days} days")) {
                 return Ok(created);
             }
@@ -78,6 +77,18 @@ async fn find(caps: &Capabilities, name: &str) -> Result<Option<LogGroup>, WitEr
     }
 }
 
+/// The group's tags, or none when it does not exist. (ListTagsLogGroup is deprecated in favour of
+/// ListTagsForResource but still served, by AWS and moto.)
+async fn group_tags(caps: &Capabilities, name: &str) -> Result<Option<HashMap<String, String>>, WitError> {
+    #[allow(deprecated)]
+    let send = caps.aws().logs().await?.list_tags_log_group().log_group_name(name).send();
+    match caps.call("logs:ListTagsLogGroup", name, send).await {
+        Ok(out) => Ok(Some(out.tags.unwrap_or_default())),
+        Err(e) if e.code == "ResourceNotFoundException" => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Deletes a `logs:log-group` ledger resource (its id is the group name).
 pub(crate) async fn delete(
     caps: &Capabilities,
@@ -85,6 +96,8 @@ pub(crate) async fn delete(
     _secret_recovery_days: Option<u32>,
 ) -> Result<DeleteOutcome, WitError> {
     let name = resource.id.as_str();
+    let Some(tags) = group_tags(caps, name).await? else { return Ok(DeleteOutcome::AlreadyGone) };
+    caps.check_ours(&format!("log group {name}"), &tags.get(super::RUN_TAG).cloned())?;
     let send = caps.aws().logs().await?.delete_log_group().log_group_name(name).send();
     match caps.call("logs:DeleteLogGroup", name, send).await {
         Ok(_) => Ok(DeleteOutcome::Deleted),

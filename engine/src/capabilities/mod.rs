@@ -19,7 +19,7 @@ pub mod s3;
 pub mod secrets;
 
 use crate::events::EventSink;
-use crate::grants::GrantSet;
+use crate::grants::{GrantSet, Need};
 use crate::host::bindings::{ErrorKind, WitError};
 use crate::journal::{EventKind, LogLevel, Resource};
 use std::collections::BTreeMap;
@@ -35,6 +35,9 @@ pub enum CallMode {
     Apply,
     Plan,
 }
+
+/// The tag naming the run that created a resource (with `wharf:step`, see [`Capabilities::tags`]).
+pub const RUN_TAG: &str = "wharf:run";
 
 /// The error code of every failure to write the run journal; a step that gets it ends at once
 /// (scheduler/step.rs).
@@ -144,9 +147,26 @@ impl Capabilities {
         true
     }
 
-    /// Allows the call, or returns a `denied` error naming the grant line to add.
+    /// Allows a call that needs one plain (action, resource) pair, or returns a `denied` error
+    /// naming the grant line to add.
     pub fn authorize(&self, action: &str, resource: &str) -> Result<(), WitError> {
-        self.grants.check(action, resource).map_err(|denied| {
+        self.authorize_all(&[Need::new(action, resource)])
+    }
+
+    /// Allows a call only when the step's grants cover every pair it needs, with their
+    /// conditions; otherwise a `denied` error naming every missing line. Host functions list all
+    /// a request implies (roles passed, secrets referenced, networks touched) before acting.
+    pub fn authorize_all(&self, needs: &[Need]) -> Result<(), WitError> {
+        let ledger = std::cell::OnceCell::new();
+        let created = |value: &str| {
+            // Under `wharf plan` nothing is created: the placeholders of planned creates stand in.
+            if self.mode == CallMode::Plan && value.contains("planned") {
+                return true;
+            }
+            let ledger = ledger.get_or_init(|| self.journal().resources().unwrap_or_default());
+            ledger.iter().any(|r| r.deleted_at_ms.is_none() && (r.id == value || r.name.as_deref() == Some(value)))
+        };
+        self.grants.check_all(needs, &created).map_err(|denied| {
             let message = denied.to_string();
             self.event(EventKind::Log(LogLevel::Warn), format!("denied: {message}"));
             WitError::new(ErrorKind::Denied, "GrantMissing", message)
@@ -256,7 +276,21 @@ impl Capabilities {
 
     /// Tags every resource the host creates carries: which run and step made it.
     pub fn tags(&self) -> [(&'static str, String); 2] {
-        [("wharf:run", self.run_id.clone()), ("wharf:step", self.step_id.clone())]
+        [(RUN_TAG, self.run_id.clone()), ("wharf:step", self.step_id.clone())]
+    }
+
+    /// Before a delete: refuses when the resource's current `wharf:run` tag (`run_tag`) is not
+    /// this run's. The ledger lists what this run created, but the name may since have been freed
+    /// and taken by someone else; their resource is left alone.
+    pub fn check_ours(&self, what: &str, run_tag: &Option<String>) -> Result<(), WitError> {
+        if run_tag.as_deref() == Some(self.run_id.as_str()) {
+            return Ok(());
+        }
+        Err(WitError::new(
+            ErrorKind::Permanent,
+            "NotOurs",
+            format!("{what} is no longer the one this run created (it is tagged wharf:run={run_tag:?}); left alone"),
+        ))
     }
 
     /// The run's journal (for the ledger capability).
@@ -334,6 +368,9 @@ impl Capabilities {
 pub(crate) fn incomplete_response(operation: &str, field: &str) -> WitError {
     WitError::new(ErrorKind::Retryable, "IncompleteResponse", format!("{operation} returned no `{field}`"))
 }
+
+#[cfg(test)]
+mod authorization_tests;
 
 #[cfg(test)]
 mod tests {

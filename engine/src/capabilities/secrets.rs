@@ -6,6 +6,7 @@
 //! only), errors (they name the variable or file, never the content) or the ledger.
 
 use super::Capabilities;
+use crate::grants::Need;
 use crate::host::bindings::wharf::plugin::ledger::DeleteOutcome;
 use crate::host::bindings::wharf::plugin::secrets::{Host, Secret, SecretValue, ValueSource};
 use crate::host::bindings::{ErrorKind, WitError};
@@ -42,7 +43,7 @@ impl Host for SandboxState {
         client_request_token: String,
     ) -> Result<Secret, WitError> {
         let caps = self.caps()?;
-        caps.authorize("secretsmanager:CreateSecret", &name)?;
+        caps.authorize_all(&value_needs(Need::new("secretsmanager:CreateSecret", &name), &value))?;
         // Read before planning so `wharf plan` reports a missing variable or file too.
         let plaintext = resolve(caps, &value).await?;
         if caps.plan("secretsmanager:CreateSecret", &name, "value read from its sources") {
@@ -83,7 +84,7 @@ impl Host for SandboxState {
         client_request_token: String,
     ) -> Result<Secret, WitError> {
         let caps = self.caps()?;
-        caps.authorize("secretsmanager:PutSecretValue", &name)?;
+        caps.authorize_all(&value_needs(Need::new("secretsmanager:PutSecretValue", &name), &value))?;
         let plaintext = resolve(caps, &value).await?;
         if caps.plan("secretsmanager:PutSecretValue", &name, "new version read from its sources") {
             return Ok(planned(caps, name));
@@ -122,6 +123,19 @@ pub(crate) async fn delete(
         }
         Err(e) => Err(e),
     }
+}
+
+/// A call storing `value`: `call` itself, and reading each of the value's sources.
+fn value_needs(call: Need, value: &SecretValue) -> Vec<Need> {
+    let sources: Vec<&ValueSource> = match value {
+        SecretValue::Plain(source) => vec![source],
+        SecretValue::JsonObject(fields) => fields.iter().map(|(_, source)| source).collect(),
+    };
+    let reads = sources.into_iter().map(|source| match source {
+        ValueSource::Env(var) => Need::new("env:Read", var),
+        ValueSource::File(path) => Need::new("file:Read", path),
+    });
+    std::iter::once(call).chain(reads).collect()
 }
 
 /// The secret string `value` describes, read from its sources (each checked against the grants).

@@ -169,6 +169,9 @@ fn inspect(cli: &Cli, file: &Path) -> Result<ExitCode, Failure> {
             "imports": {
                 "capabilities": imports.interfaces.iter().map(|(i, v)| serde_json::json!({
                     "interface": i, "version": v, "grant_service": service_of(i),
+                    "functions": functions_of(i).into_iter().map(|(f, needs)| serde_json::json!({
+                        "function": f, "needs": needs,
+                    })).collect::<Vec<_>>(),
                 })).collect::<Vec<_>>(),
                 "other": imports.other,
             },
@@ -185,6 +188,13 @@ fn inspect(cli: &Cli, file: &Path) -> Result<ExitCode, Failure> {
         Ok(_) => Ok(ExitCode::Success),
         Err(e) => Err(plugin_failure(e)),
     }
+}
+
+/// The host functions of a capability interface and the grant lines each needs
+/// (`grants::calls`, also docs/grants.md).
+fn functions_of(interface: &str) -> Vec<(&'static str, &'static str)> {
+    let prefix = format!("{interface}.");
+    crate::grants::calls::CALLS.iter().filter_map(|(f, needs)| Some((f.strip_prefix(&prefix)?, *needs))).collect()
 }
 
 fn print_inspection(
@@ -211,6 +221,9 @@ fn print_inspection(
             None => "no grant needed".into(),
         };
         println!("  {:<12} @{version:<8} {grant}", interface);
+        for (function, needs) in functions_of(interface) {
+            println!("      {function}: {needs}");
+        }
     }
     // WASI, grouped by package: `wasi:io@0.2.6 (error, poll, streams)`.
     let mut other: Vec<(String, Vec<String>)> = Vec::new();

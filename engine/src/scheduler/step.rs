@@ -10,7 +10,7 @@ use crate::host::bindings::{ErrorKind, StepContext};
 use crate::host::sandbox::SandboxState;
 use crate::host::{AttemptError, AttemptLimits};
 use crate::journal::{AttemptRecord, AttemptStatus, EventKind, StepError};
-use crate::workflow::template::{Reference, TemplateContext, references, render_str, render_value};
+use crate::workflow::template::{Reference, TemplateContext, expand_lists, references, render_grant, render_value};
 use crate::workflow::{PluginRef, Step};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -212,11 +212,20 @@ fn declared_grants(
 ) -> Result<Vec<String>, StepError> {
     let with_inputs = TemplateContext { with: Some(inputs), ..*templates };
     let mut lines = Vec::new();
-    for line in declared.iter().filter(|line| uses_only_given_inputs(line, inputs)) {
-        match render_str(line, &with_inputs) {
-            Ok(rendered) => lines.push(rendered),
-            Err(e) if builtin => return Err(invalid("TemplateError", format!("declared grant `{line}`: {e}"))),
-            Err(_) => {}
+    for declared_line in declared {
+        let expanded = match expand_lists(declared_line, inputs) {
+            Ok(expanded) => expanded,
+            Err(e) if builtin => {
+                return Err(invalid("TemplateError", format!("declared grant `{declared_line}`: {e}")));
+            }
+            Err(_) => continue,
+        };
+        for line in expanded.iter().filter(|line| uses_only_given_inputs(line, inputs)) {
+            match render_grant(line, &with_inputs) {
+                Ok(rendered) => lines.push(rendered),
+                Err(e) if builtin => return Err(invalid("TemplateError", format!("declared grant `{line}`: {e}"))),
+                Err(_) => {}
+            }
         }
     }
     Ok(lines)
@@ -226,7 +235,8 @@ fn declared_grants(
 fn step_grants(step: &Step, declared: &[String], templates: &TemplateContext) -> Result<GrantSet, StepError> {
     let mut lines = declared.to_vec();
     for line in &step.grants {
-        lines.push(render_str(line, templates).map_err(|e| invalid("TemplateError", format!("grant `{line}`: {e}")))?);
+        lines
+            .push(render_grant(line, templates).map_err(|e| invalid("TemplateError", format!("grant `{line}`: {e}")))?);
     }
     let grants = lines
         .iter()

@@ -127,6 +127,10 @@ fn parse_expr(expr: &str) -> Result<Reference, TemplateError> {
     }
     let segs: Vec<&str> = expr.split('.').collect();
     for seg in &segs {
+        // `*` stands for every element (list) or value (table), in a plugin's declared grants.
+        if *seg == "*" && segs[0] == "with" {
+            continue;
+        }
         if seg.is_empty() {
             return Err(bad("empty name between dots"));
         }
@@ -215,6 +219,92 @@ pub fn render_value(v: &Value, ctx: &TemplateContext) -> Result<Value, TemplateE
         ),
         other => other.clone(),
     })
+}
+
+/// Why a grant line could not be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GrantRenderError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(
+        "`${{{expr}}}` {problem}; a value rendered into a grant must never change its shape (an empty resource would grant every resource)"
+    )]
+    BadValue { expr: String, problem: &'static str },
+}
+
+/// Renders a grant line. Every value is written literally (`*` and `\` escaped, see
+/// `grants::pattern`), so a value can narrow a grant but never widen it: and a value that is
+/// empty, holds whitespace (which would add or move parts of the line) or is a list is refused.
+pub fn render_grant(s: &str, ctx: &TemplateContext) -> Result<String, GrantRenderError> {
+    let mut bad = None;
+    let rendered = render_with(s, |text, r| {
+        let problem = match resolve(text, r, ctx)? {
+            Value::String(v) if v.is_empty() => "is empty",
+            Value::String(v) if v.chars().any(|c| c.is_whitespace() || c.is_control()) => "contains whitespace",
+            Value::String(v) => return Ok(Value::String(crate::grants::pattern::escape(&v))),
+            Value::Null => "is null",
+            Value::Array(_) | Value::Object(_) => "is a list or table, not one value",
+            v => return Ok(Value::String(v.to_string())),
+        };
+        bad.get_or_insert(GrantRenderError::BadValue { expr: text.to_string(), problem });
+        Ok(Value::String(String::new()))
+    })?;
+    if let Some(e) = bad {
+        return Err(e);
+    }
+    Ok(match rendered {
+        Value::String(s) => s,
+        v => v.to_string(),
+    })
+}
+
+/// A declared grant line once per element of the lists it refers to: `${with.PATH.*.FIELD}`, or
+/// `${with.PATH}` naming a list, becomes one line per element (indices spelled out), so
+/// `s3:GetObject ${with.objects}` grants each listed object and nothing in between.
+pub fn expand_lists(line: &str, with: &Value) -> Result<Vec<String>, TemplateError> {
+    for reference in references(line)? {
+        let Reference::With(path) = &reference else { continue };
+        let mut cur = with;
+        for (i, seg) in path.iter().enumerate() {
+            let keys: Option<Vec<String>> = match (seg.as_str(), cur) {
+                ("*", Value::Array(items)) => Some((0..items.len()).map(|n| n.to_string()).collect()),
+                ("*", Value::Object(map)) => Some(map.keys().cloned().collect()),
+                ("*", _) => Some(Vec::new()),
+                _ => None,
+            };
+            let next = match cur {
+                Value::Object(m) => m.get(seg),
+                Value::Array(a) => seg.parse::<usize>().ok().and_then(|n| a.get(n)),
+                _ => None,
+            };
+            let at_end_list = i + 1 == path.len() && matches!(next, Some(Value::Array(_)));
+            let (prefix, keys) = match (keys, next) {
+                (Some(keys), _) => (&path[..i], keys),
+                (None, Some(Value::Array(items))) if at_end_list => {
+                    (&path[..=i], (0..items.len()).map(|n| n.to_string()).collect())
+                }
+                (None, Some(next)) => {
+                    cur = next;
+                    continue;
+                }
+                (None, None) => break,
+            };
+            let rest = &path[i + 1..];
+            let mut lines = Vec::new();
+            for key in keys {
+                let concrete: Vec<&str> = prefix
+                    .iter()
+                    .map(String::as_str)
+                    .chain([key.as_str()])
+                    .chain(rest.iter().map(String::as_str))
+                    .collect();
+                let replaced = line.replace(&reference.to_string(), &format!("${{with.{}}}", concrete.join(".")));
+                lines.extend(expand_lists(&replaced, with)?);
+            }
+            return Ok(lines);
+        }
+    }
+    Ok(vec![line.to_string()])
 }
 
 /// Renders `s` to text: non-string values become compact JSON.

@@ -68,8 +68,12 @@ impl Step for CreateCluster {
         "ec2:DescribeSecurityGroups *",
         "ec2:CreateVpc ${with.name}-vpc",
         "ec2:CreateInternetGateway ${with.name}-public",
-        "ec2:CreateSubnet *",
+        // Subnets only in the VPC this run made; routes only for what this run made.
+        "ec2:CreateSubnet @created",
         "ec2:CreateSecurityGroup *",
+        "ec2:AttachInternetGateway @created",
+        "ec2:CreateRouteTable @created",
+        "ec2:AssociateRouteTable @created",
     ];
 
     fn run(_ctx: &Context, input: Input) -> Result<Output, Error> {

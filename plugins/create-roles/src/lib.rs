@@ -60,13 +60,15 @@ impl Step for CreateRoles {
         "iam:GetRole ${with.task_role}",
         "iam:CreateRole ${with.task_role}",
         "iam:GetRolePolicy ${with.task_role}",
-        "iam:PutRolePolicy ${with.task_role}",
+        // The ceiling of the inline policies: exactly the objects and the secret of the inputs.
+        "iam:PutRolePolicy ${with.task_role} allow=s3:PutObject@arn:aws:s3:::${with.s3_write}",
+        "iam:PutRolePolicy ${with.task_role} allow=s3:GetObject@arn:aws:s3:::${with.s3_read}",
         "iam:GetRole ${with.execution_role}",
         "iam:CreateRole ${with.execution_role}",
         "iam:GetRolePolicy ${with.execution_role}",
-        "iam:PutRolePolicy ${with.execution_role}",
+        "iam:PutRolePolicy ${with.execution_role} allow=secretsmanager:GetSecretValue@${with.registry_secret_arn}",
         "iam:ListAttachedRolePolicies ${with.execution_role}",
-        "iam:AttachRolePolicy ${with.execution_role}",
+        "iam:AttachRolePolicy ${with.execution_role} policy=arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy",
     ];
 
     fn run(_ctx: &Context, input: Input) -> Result<Output, Error> {

@@ -72,8 +72,13 @@ impl Step for CreateService {
         "Creates or updates a Fargate ECS service and waits until its own deployment completes (a rollback fails it).";
     const GRANTS: &'static [&'static str] = &[
         "ecs:DescribeServices ${with.cluster}/${with.name}",
-        "ecs:CreateService ${with.cluster}/${with.name}",
-        "ecs:UpdateService ${with.cluster}/${with.name}",
+        // What the service runs and where: exactly the inputs (each list element its own line).
+        "ecs:CreateService ${with.cluster}/${with.name} task-definition=${with.task_definition}",
+        "ecs:CreateService ${with.cluster}/${with.name} subnet=${with.subnets}",
+        "ecs:CreateService ${with.cluster}/${with.name} security-group=${with.security_groups}",
+        "ecs:UpdateService ${with.cluster}/${with.name} task-definition=${with.task_definition}",
+        "ecs:UpdateService ${with.cluster}/${with.name} subnet=${with.subnets}",
+        "ecs:UpdateService ${with.cluster}/${with.name} security-group=${with.security_groups}",
         "ecs:ListTasks ${with.cluster}/${with.name}",
     ];
 

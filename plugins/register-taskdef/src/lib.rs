@@ -106,9 +106,13 @@ impl Step for RegisterTaskdef {
     const GRANTS: &'static [&'static str] = &[
         "ecs:DescribeTaskDefinition ${with.family}",
         "ecs:RegisterTaskDefinition ${with.family}",
-        // Log group names live inside the container list, which grants cannot template: the
-        // convention `/ecs/<family>...` is granted; other groups need a grant line on the step.
-        "logs:CreateLogGroup /ecs/${with.family}*",
+        // Handing the roles to ECS, and the secrets the containers will read: exactly the inputs.
+        "iam:PassRole ${with.task_role_arn}",
+        "iam:PassRole ${with.execution_role_arn}",
+        "secretsmanager:GetSecretValue ${with.containers.*.repository_credentials}",
+        "secretsmanager:GetSecretValue ${with.containers.*.secrets.*}",
+        "ssm:GetParameters ${with.containers.*.secrets.*}",
+        "logs:CreateLogGroup ${with.containers.*.log_group}",
     ];
 
     fn run(_ctx: &Context, input: Input) -> Result<Output, Error> {
