@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 use wharf_tests::Scratch;
+use wharf_tests::hostile::error as failure;
 
 const HOSTILE: &str = r#"
 name = "hostile"
@@ -64,16 +65,6 @@ id = "well-behaved"
 plugin = "{TESTKIT}"
 with = { mode = "echo", value = "still here" }
 "#;
-
-fn failure<'a>(result: &'a Value, step: &str) -> &'a Value {
-    result["failed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["step"] == step)
-        .map(|f| &f["error"])
-        .unwrap_or_else(|| panic!("step {step} did not fail: {result:#}"))
-}
 
 #[test]
 fn hostile_plugins_are_contained_with_clear_errors() {
