@@ -1,7 +1,6 @@
 //! Hostile plugins are contained: each fails its own step with a clear error, and the host and
 //! the other steps carry on.
 
-use serde_json::Value;
 use wharf_tests::Scratch;
 use wharf_tests::hostile::error as failure;
 
