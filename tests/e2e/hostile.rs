@@ -6,13 +6,8 @@
 
 use serde_json::Value;
 use std::time::Instant;
+use wharf_tests::hostile::{assert_denied, error, events, message, workflow};
 use wharf_tests::{Scratch, guests, moto_endpoint, text, unique};
-
-/// Grants every step using the hostile guest needs: it imports ecs, iam, s3, secrets and registry,
-/// and the host refuses a component importing an interface its step has no grant for at all.
-const BASE_GRANTS: &str = r#""ecs:DescribeClusters allowed-cluster", "iam:GetRole allowed-role",
-    "s3:GetObject allowed-bucket/allowed/*", "secretsmanager:CreateSecret hostile-secret",
-    "registry:Pull 127.0.0.1:5999/allowed/*""#;
 
 /// What a hostile step may read: the value of this variable must never show up anywhere.
 const SECRET_VAR: &str = "WHARF_HOSTILE_TEST_SECRET";
@@ -176,42 +171,6 @@ plugin = "{TESTKIT}"
 needs = ["well-behaved"]
 with = { mode = "echo", value = "${steps.well-behaved.outputs.value}, later" }
 "#;
-
-fn workflow(s: &Scratch, name: &str, source: &str) -> std::path::PathBuf {
-    let source = source
-        .replace("{BASE}", BASE_GRANTS)
-        .replace("{HOSTILE}", guests::HOSTILE)
-        .replace("{STATE}", &s.state_dir().display().to_string());
-    s.workflow(name, &source)
-}
-
-fn error<'a>(result: &'a Value, step: &str) -> &'a Value {
-    result["failed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["step"] == step)
-        .map(|f| &f["error"])
-        .unwrap_or_else(|| panic!("step {step} did not fail: {result:#}"))
-}
-
-fn message<'a>(result: &'a Value, step: &str) -> &'a str {
-    error(result, step)["message"].as_str().unwrap()
-}
-
-fn assert_denied(result: &Value, step: &str, line: &str) {
-    let e = error(result, step);
-    assert_eq!(e["kind"], "denied", "{step}: {e}");
-    assert!(e["message"].as_str().unwrap().contains(&format!("add the grant line \"{line}\"")), "{step}: {e}");
-}
-
-/// Events of one step, from `wharf logs RUN --step STEP --output json`.
-fn events(s: &Scratch, run_id: &str, step: &str) -> Vec<Value> {
-    match s.json(&["logs", run_id, "--step", step]) {
-        Value::Array(events) => events,
-        other => panic!("logs of {step}: {other:#}"),
-    }
-}
 
 /// Milliseconds between a step's deadline and the end of its last attempt, as journaled (the
 /// attempt's start is journaled before the sandbox is built, so this is an upper bound).

@@ -423,6 +423,104 @@ async fn copy_blob_mounts_within_a_registry_and_transfers_across_registries() {
     assert_eq!(step.state.pull_blob(other_registry, layer).await.unwrap(), img.layer);
 }
 
+/// A blob over the host's limit (128 MiB) fails with the limit named, cut off as it arrives
+/// instead of held whole first; the same blob pushed is there in the registry, whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blob_over_the_host_limit_is_refused_while_it_downloads() {
+    let (registry, name) = (open_registry(), unique("wharf-e2e/big"));
+    let repo = repo(&registry, &name, Auth::Anonymous);
+    let mut step = Step::new(&as_strs(&grants_for(&registry, &name)));
+    let big = vec![7u8; (128 << 20) + 1];
+    let digest = sha256(&big);
+    assert!(step.state.push_blob(repo.clone(), digest.clone(), big).await.unwrap());
+    assert!(step.state.blob_exists(repo.clone(), digest.clone()).await.unwrap());
+    let e = step.state.pull_blob(repo.clone(), digest.clone()).await.unwrap_err();
+    assert_eq!((e.kind, e.code.as_str()), (ErrorKind::Permanent, "BlobTooLarge"), "{}", e.message);
+    assert!(e.message.contains(&format!("blob {digest} of {registry}/{name} is larger than 128 MiB")), "{}", e.message);
+}
+
+/// A fake registry on loopback answering every request with 401 and a Bearer challenge whose
+/// realm is `realm`; returns its address. (The realm server below counts who reaches it.)
+async fn challenging_registry(realm: String) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let realm = realm.clone();
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let response = format!(
+                    "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"{realm}\",service=\"evil\"\r\n\
+                     Content-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+/// A token service that only counts the connections it gets.
+async fn counting_realm() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let reached = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = reached.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    (addr, reached)
+}
+
+/// A registry naming a token realm on another host, or on plain HTTP to a host not granted it,
+/// never gets the secret's credentials sent there; the error names the grant that would allow it.
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_never_reach_a_token_realm_the_grants_do_not_allow() {
+    let secret = unique("wharf-e2e/realm-creds");
+    create_secret(&secret, "realm-user", "realm-password-0e4d").await;
+    let (realm_host, reached) = counting_realm().await;
+    let other_host = challenging_registry(format!("http://{realm_host}/token")).await;
+    let not_https = challenging_registry("http://token.wharf-test.invalid/token".into()).await;
+    for (registry, expected) in [
+        (&other_host, format!("registry:SendCredentials {realm_host}")),
+        (&not_https, "registry:PlainHttp token.wharf-test.invalid".to_string()),
+    ] {
+        let grants = [
+            format!("registry:Pull {registry}/app"),
+            format!("secretsmanager:GetSecretValue {secret}"),
+            "registry:SendCredentials token.wharf-test.invalid".to_string(),
+        ];
+        let mut step = Step::new(&as_strs(&grants));
+        let repo = repo(registry, "app", Auth::BasicFromSecret(secret.clone()));
+        let e = step.state.resolve(repo, "latest".into()).await.unwrap_err();
+        assert_eq!((e.kind, e.code.as_str()), (ErrorKind::Denied, "CredentialRealmRefused"), "{}", e.message);
+        assert!(e.message.contains(&expected) && e.message.contains("were not sent"), "{}", e.message);
+    }
+    assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 0, "the realm was contacted");
+}
+
+/// A secret naming its registry is sent to that registry only.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_bound_to_one_registry_is_not_sent_to_another() {
+    let (open, private) = (open_registry(), auth_registry());
+    let secret = unique("wharf-e2e/bound-creds");
+    let value = serde_json::json!({ "username": "u", "password": "bound-password-77aa", "registry": private });
+    let client = aws_sdk_secretsmanager::Client::new(&aws_config().await);
+    client.create_secret().name(&secret).secret_string(value.to_string()).send().await.unwrap();
+    let grants = [format!("registry:Pull {open}/app"), format!("secretsmanager:GetSecretValue {secret}")];
+    let mut step = Step::new(&as_strs(&grants));
+    let e =
+        step.state.resolve(repo(&open, "app", Auth::BasicFromSecret(secret.clone())), "v1".into()).await.unwrap_err();
+    assert_eq!((e.kind, e.code.as_str()), (ErrorKind::Denied, "CredentialsForAnotherRegistry"), "{}", e.message);
+    assert!(e.message.contains(&format!("registry {private}; they are not sent to {open}")), "{}", e.message);
+    assert!(!step.transcript().contains("registry:HeadManifest"), "{}", step.transcript());
+}
+
 /// A docker-registry of this test's own, with deletes left disabled (the default); stopped on drop.
 struct NoDeleteRegistry {
     child: std::process::Child,

@@ -1,8 +1,8 @@
 //! Hostile plugins are contained: each fails its own step with a clear error, and the host and
 //! the other steps carry on.
 
-use serde_json::Value;
 use wharf_tests::Scratch;
+use wharf_tests::hostile::error as failure;
 
 const HOSTILE: &str = r#"
 name = "hostile"
@@ -64,16 +64,6 @@ id = "well-behaved"
 plugin = "{TESTKIT}"
 with = { mode = "echo", value = "still here" }
 "#;
-
-fn failure<'a>(result: &'a Value, step: &str) -> &'a Value {
-    result["failed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["step"] == step)
-        .map(|f| &f["error"])
-        .unwrap_or_else(|| panic!("step {step} did not fail: {result:#}"))
-}
 
 #[test]
 fn hostile_plugins_are_contained_with_clear_errors() {

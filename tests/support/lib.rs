@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 pub mod container;
 pub mod ecs_example;
 pub mod fault_proxy;
+pub mod hostile;
 
 /// Paths of the test guest components built by `build.rs`.
 pub mod guests {

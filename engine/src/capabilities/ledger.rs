@@ -1,6 +1,7 @@
 //! `ledger`: the run's resource ledger as plugins see it. A plugin can delete only what the
 //! ledger lists, which is how teardown never touches anything the run did not create, and reads
-//! only its own step's entries unless granted `ledger:Read <step-id>`.
+//! only its own step's entries unless granted `ledger:Read <step-id>`; deleting an entry needs
+//! both `ledger:Delete <kind>` and that same visibility.
 
 use super::Capabilities;
 use crate::host::bindings::wharf::plugin::ledger::{DeleteOptions, DeleteOutcome, Entry, Host};
@@ -14,9 +15,7 @@ impl Host for SandboxState {
     async fn entries(&mut self) -> Result<Vec<Entry>, WitError> {
         let caps = self.caps()?;
         caps.throttle().await;
-        let (visible, hidden): (Vec<_>, Vec<_>) = ledger(caps)?
-            .into_iter()
-            .partition(|r| r.step_id == caps.step_id || caps.is_granted("ledger:Read", &r.step_id));
+        let (visible, hidden): (Vec<_>, Vec<_>) = ledger(caps)?.into_iter().partition(|r| visible_to(caps, r));
         if let Some(other) = hidden.first() {
             caps.event(
                 EventKind::Log(LogLevel::Info),
@@ -36,6 +35,10 @@ impl Host for SandboxState {
         let resource = ledger(caps)?.into_iter().find(|r| r.kind == kind && r.id == id).ok_or_else(|| {
             WitError::new(ErrorKind::InvalidInput, "NotInLedger", format!("{kind} {id} was not created by this run"))
         })?;
+        // What a step may not read it may not delete either (teardown is granted `ledger:Read *`).
+        if !visible_to(caps, &resource) {
+            caps.authorize("ledger:Read", &resource.step_id)?;
+        }
         if resource.deleted_at_ms.is_some() {
             return Ok(DeleteOutcome::AlreadyGone);
         }
@@ -70,6 +73,12 @@ impl Host for SandboxState {
         }
         Ok(outcome)
     }
+}
+
+/// The one rule for which entries a step sees: its own, and those of the steps its
+/// `ledger:Read <step-id>` grants name.
+fn visible_to(caps: &Capabilities, r: &journal::Resource) -> bool {
+    r.step_id == caps.step_id || caps.is_granted("ledger:Read", &r.step_id)
 }
 
 fn ledger(caps: &Capabilities) -> Result<Vec<journal::Resource>, WitError> {

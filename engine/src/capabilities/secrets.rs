@@ -1,20 +1,22 @@
 //! `secrets`: AWS Secrets Manager, with values the host reads itself.
 //!
-//! A plugin names where a value comes from (an env var or a file, each needing its own grant);
-//! the host reads it, sends it to AWS and drops it when the call returns. The plaintext never
+//! A plugin names where a value comes from (an env var or a file, each needing its own grant,
+//! sources.rs); the host reads it, sends it to AWS and drops it when the call returns. The plaintext never
 //! reaches the plugin, the transcript (`Capabilities::call` logs action, resource and outcome
 //! only), errors (they name the variable or file, never the content) or the ledger.
 
 use super::Capabilities;
 use crate::grants::Need;
 use crate::host::bindings::wharf::plugin::ledger::DeleteOutcome;
-use crate::host::bindings::wharf::plugin::secrets::{Host, Secret, SecretValue, ValueSource};
+use crate::host::bindings::wharf::plugin::secrets::{Host, Secret, SecretValue};
 use crate::host::bindings::{ErrorKind, WitError};
 use crate::host::sandbox::SandboxState;
 use crate::journal::Resource;
 use aws_sdk_secretsmanager::types::Tag;
+use sources::read_source;
 use std::collections::BTreeMap;
-use std::path::{Component, Path};
+
+mod sources;
 
 impl Host for SandboxState {
     async fn describe_secret(&mut self, name: String) -> Result<Option<Secret>, WitError> {
@@ -153,46 +155,6 @@ async fn resolve(caps: &Capabilities, value: &SecretValue) -> Result<String, Wit
             Ok(serde_json::Value::Object(object).to_string())
         }
     }
-}
-
-async fn read_source(caps: &Capabilities, source: &ValueSource) -> Result<String, WitError> {
-    match source {
-        ValueSource::Env(var) => {
-            caps.authorize("env:Read", var)?;
-            let value = std::env::var(var).map_err(|e| match e {
-                std::env::VarError::NotPresent => {
-                    invalid("EnvNotSet", format!("environment variable {var} is not set in the wharf process"))
-                }
-                std::env::VarError::NotUnicode(_) => {
-                    invalid("EnvNotUnicode", format!("environment variable {var} is not valid UTF-8"))
-                }
-            })?;
-            non_empty(value, &format!("environment variable {var}"))
-        }
-        ValueSource::File(path) => {
-            // `..` would let `file:Read secrets/*` reach outside `secrets/`.
-            if Path::new(path).components().any(|c| c == Component::ParentDir) {
-                return Err(invalid("InvalidPath", format!("secret file path {path} must not contain `..`")));
-            }
-            caps.authorize("file:Read", path)?;
-            let full = caps.base_dir().join(path);
-            let bytes = tokio::fs::read(&full).await.map_err(|e| {
-                invalid(
-                    "FileUnreadable",
-                    format!("secret file {path} ({}) cannot be read: {}", full.display(), e.kind()),
-                )
-            })?;
-            let text = String::from_utf8(bytes)
-                .map_err(|_| invalid("FileNotUtf8", format!("secret file {path} is not UTF-8 text")))?;
-            // Files written with `echo` end in a newline that is not part of the secret.
-            let text = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
-            non_empty(text.to_string(), &format!("secret file {path}"))
-        }
-    }
-}
-
-fn non_empty(value: String, what: &str) -> Result<String, WitError> {
-    if value.is_empty() { Err(invalid("EmptySecretValue", format!("{what} is empty"))) } else { Ok(value) }
 }
 
 /// The plan's stand-in: ARN-shaped so later steps' validation of it passes in the plan too.

@@ -10,8 +10,10 @@ use crate::host::bindings::{ErrorKind, StepContext};
 use crate::host::sandbox::SandboxState;
 use crate::host::{AttemptError, AttemptLimits};
 use crate::journal::{AttemptRecord, AttemptStatus, EventKind, StepError};
-use crate::workflow::template::{Reference, TemplateContext, expand_lists, references, render_grant, render_value};
-use crate::workflow::{PluginRef, Step};
+use crate::workflow::template::{
+    self, Reference, TemplateContext, expand_lists, references, render_grant, render_str, render_value,
+};
+use crate::workflow::{PluginRef, Step, paths};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -194,11 +196,28 @@ fn render(
 ) -> Result<(Value, GrantSet, Vec<String>), StepError> {
     let env = |name: &str| std::env::var(name).ok();
     let templates = TemplateContext { params: &ctx.params, steps: outputs, run_id: &ctx.run_id, env: &env, with: None };
+    let granted = workflow_grants(step, &templates)?;
+    env_granted(step, &granted)?;
     let inputs = render_value(&step.with, &templates).map_err(|e| invalid("TemplateError", e.to_string()))?;
     let builtin = matches!(step.plugin, PluginRef::Builtin(_));
     let declared = declared_grants(declared, &templates, &inputs, builtin)?;
-    let grants = step_grants(step, if builtin { &declared } else { &[] }, &templates)?;
-    Ok((inputs, grants, declared))
+    let mut lines = if builtin { parse_grants(&declared)? } else { Vec::new() };
+    lines.extend(granted.grants().iter().cloned());
+    Ok((inputs, GrantSet::new(&step.id, lines), declared))
+}
+
+/// `${env.NAME}` in `with` hands the variable to the plugin, so it needs what the host's own read
+/// of it needs (`secrets`): `env:Read NAME` among the grants the workflow writes for the step
+/// (a plugin's declared grants do not count). `wharf validate` reports a missing one earlier.
+fn env_granted(step: &Step, granted: &GrantSet) -> Result<(), StepError> {
+    for name in template::env_names(&step.with) {
+        granted.check("env:Read", &name).map_err(|denied| StepError {
+            kind: "denied".into(),
+            code: "GrantMissing".into(),
+            message: format!("`${{env.{name}}}` in `with`: {denied}"),
+        })?;
+    }
+    Ok(())
 }
 
 /// The plugin's declared grant lines rendered with the step's inputs (lines about optional
@@ -231,18 +250,18 @@ fn declared_grants(
     Ok(lines)
 }
 
-/// The step's grants: what the workflow lists, plus (for built-in plugins) what they declare.
-fn step_grants(step: &Step, declared: &[String], templates: &TemplateContext) -> Result<GrantSet, StepError> {
-    let mut lines = declared.to_vec();
+/// The grants the workflow lists for the step, rendered.
+fn workflow_grants(step: &Step, templates: &TemplateContext) -> Result<GrantSet, StepError> {
+    let mut lines = Vec::new();
     for line in &step.grants {
         lines
             .push(render_grant(line, templates).map_err(|e| invalid("TemplateError", format!("grant `{line}`: {e}")))?);
     }
-    let grants = lines
-        .iter()
-        .map(|l| Grant::parse(l).map_err(|e| invalid("InvalidGrant", e.to_string())))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(GrantSet::new(&step.id, grants))
+    Ok(GrantSet::new(&step.id, parse_grants(&lines)?))
+}
+
+fn parse_grants(lines: &[String]) -> Result<Vec<Grant>, StepError> {
+    lines.iter().map(|l| Grant::parse(l).map_err(|e| invalid("InvalidGrant", e.to_string()))).collect()
 }
 
 /// The workflow file's directory: relative paths in grants and inputs are relative to it.
@@ -262,18 +281,11 @@ fn read_only_dirs(grants: &GrantSet, base: &Path) -> Result<Vec<(PathBuf, String
                 format!("`fs:Read {}`: name one directory, without `*`", grant.resource),
             ));
         }
-        // Only what sits beside the workflow file: no absolute paths, no climbing out with `..`.
-        let relative = Path::new(&grant.resource);
-        if relative.is_absolute() || relative.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-            return Err(invalid(
-                "DirectoryGrant",
-                format!(
-                    "`fs:Read {}`: name a directory inside the workflow file's directory, relative to it",
-                    grant.resource
-                ),
-            ));
-        }
-        let host = base.join(&grant.resource);
+        // Only what sits inside the workflow file's directory, symlinks followed (workflow/paths.rs).
+        let host = paths::resolve_inside(base, &grant.resource).map_err(|e| {
+            let hint = "name a directory inside the workflow file's directory, relative to it";
+            invalid("DirectoryGrant", format!("`fs:Read {}`: {e}; {hint}", grant.resource))
+        })?;
         if !host.is_dir() {
             return Err(invalid(
                 "DirectoryGrant",

@@ -399,6 +399,7 @@ with = { name = "n", json = { password = { from_env = "PW" } } }
 [[steps]]
 id = "td"
 plugin = "register-taskdef"
+grants = ["env:Read TOKEN"]
 with = { family = "f", cpu = "${params.cpu}", memory = "512", containers = [{ name = "a", image = "i", secrets = { DB_PASSWORD = "${steps.s.outputs.arn}", API_KEY = "arn:aws:secretsmanager:us-east-1:1:secret:k" }, environment = { AUTH_TOKEN = "${env.TOKEN}" } }] }
 "#;
         let builtins: Vec<&str> = SPECS.iter().map(|s| s.plugin).collect();

@@ -13,6 +13,7 @@ pub mod graph;
 mod hash;
 mod inputs;
 mod params;
+pub mod paths;
 mod raw;
 mod schema;
 pub mod template;

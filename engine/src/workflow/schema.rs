@@ -53,7 +53,7 @@ pub fn json_schema() -> Value {
             "memory": {"type": "string", "pattern": "^[0-9]+(KiB|MiB|GiB)$", "default": "128MiB", "description": "Memory limit of the component, with a KiB/MiB/GiB suffix; between 1MiB and 4GiB."},
             "retry": retry,
             "grants": {"type": "array", "items": {"type": "string"}, "description": format!("Capability grants, one `service:Action [resource]` line each (e.g. \"ecs:CreateCluster my-cluster\"); `*` is a wildcard. Everything else is denied. Templates are allowed in the resource. {TEMPLATES}")},
-            "with": {"type": "object", "description": format!("Inputs passed to the plugin; any TOML values. {TEMPLATES} A string that is exactly one template keeps the value's type.")},
+            "with": {"type": "object", "description": format!("Inputs passed to the plugin; any TOML values. {TEMPLATES} A string that is exactly one template keeps the value's type. ${{env.NAME}} hands a host variable to the plugin: the step needs the grant `env:Read NAME` (a pattern like `env:Read APP_*` covers it).")},
         },
     });
     json!({

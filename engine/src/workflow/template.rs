@@ -5,6 +5,10 @@
 //! plugin's declared grants). A string that is exactly one expression renders to the referenced
 //! JSON value, so `replicas = "${params.replicas}"` stays a number; anything else interpolates.
 //!
+//! `${env.NAME}` in a step's `with` passes a host variable to the plugin, so it needs the step's
+//! `env:Read NAME` grant (workflow/validate.rs, scheduler/step.rs); in `[aws]` and grant lines it
+//! reaches only the host and needs none. Param defaults are literal: a `${...}` there is text.
+//!
 //! Whitespace inside `${ }` is rejected rather than trimmed: grant lines are split on whitespace,
 //! so allowing it would make `ecs:X ${ params.a }` ambiguous.
 
@@ -165,6 +169,21 @@ pub fn references(s: &str) -> Result<Vec<Reference>, TemplateError> {
             Piece::Lit(_) => None,
         })
         .collect())
+}
+
+/// The environment variables the strings inside `v` refer to with `${env.NAME}` (malformed
+/// strings are validation's business and fail when rendered).
+pub fn env_names(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => references(s)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|r| if let Reference::Env(name) = r { Some(name) } else { None })
+            .collect(),
+        Value::Array(items) => items.iter().flat_map(env_names).collect(),
+        Value::Object(map) => map.values().flat_map(env_names).collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// True when `s` contains at least one `${...}` expression (escapes do not count).

@@ -252,6 +252,7 @@ fn step(rep: &mut Reporter, rs: &RawStep, scope: &Scope, dir: &Path, builtins: &
             check_grant(rep, g);
         }
     }
+    check_env_grants(rep, rs);
     // Explicit entries come first, so a cycle is reported on the `needs` line when there is one.
     let mut seen = std::collections::HashSet::new();
     edges.retain(|e| seen.insert(e.to.clone()));
@@ -377,6 +378,28 @@ fn check_grant(rep: &mut Reporter, g: &Sp<String>) {
             msg,
             Some("grant lines look like `ecs:CreateCluster my-cluster` or `s3:GetObject bucket/*`".into()),
         );
+    }
+}
+
+/// `${env.NAME}` in `with` hands that variable to the plugin, so the step needs `env:Read NAME`
+/// (scheduler/step.rs refuses the run too). A grant line with a template might name any
+/// variable: it counts as `*` here and is checked once the run has rendered it.
+fn check_env_grants(rep: &mut Reporter, rs: &RawStep) {
+    let grants: Vec<Grant> = rs
+        .grants
+        .iter()
+        .filter_map(|g| template::with_placeholders(&g.v, "*").ok().and_then(|line| Grant::parse(&line).ok()))
+        .collect();
+    for s in &rs.with_strings {
+        for r in template::references(&s.v).unwrap_or_default() {
+            let Reference::Env(name) = &r else { continue };
+            if !grants.iter().any(|g| g.allows("env:Read", name)) {
+                let msg =
+                    format!("{} hands environment variable `{name}` to its plugin (`{r}`) without a grant", rs.label);
+                let hint = format!("add the grant line \"env:Read {name}\" to the step's `grants`");
+                rep.error(narrow(rep.source, s, &r.to_string()), msg, Some(hint));
+            }
+        }
     }
 }
 

@@ -8,9 +8,12 @@
 //! ```
 //!
 //! Reading a source needs a grant the workflow writes itself: `env:Read REG_TOKEN` or
-//! `file:Read secrets/db.txt` (a missing one fails with the exact line to add). They are not
-//! declared here because a declared grant is rendered from the inputs, and which of `from_env`,
-//! `from_file` or `json` a step uses varies; a workflow line also keeps each secret read visible.
+//! `file:Read secrets/db.txt` (a missing one fails with the exact line to add), for `from_env`,
+//! `from_file` and every source inside `json` alike. They are deliberately not declared here: a
+//! declared grant would let whoever edits `with` read any variable or file, while a line in the
+//! workflow's `grants` keeps each secret read visible where it is reviewed. Files are read
+//! relative to the workflow file's directory and must stay inside it (an absolute path needs a
+//! grant naming it exactly), up to 64 KiB.
 //!
 //! Creates the secret, or stores a new version when it exists. The client request token is the
 //! step's idempotency key for both the create and the put, so a retried or resumed attempt that
@@ -72,10 +75,7 @@ impl Step for StoreSecret {
         "secretsmanager:DescribeSecret ${with.name}",
         "secretsmanager:CreateSecret ${with.name}",
         "secretsmanager:PutSecretValue ${with.name}",
-        // Declared only when the input is given (the host skips lines about absent inputs);
-        // sources inside `json` must be granted by the workflow.
-        "env:Read ${with.from_env}",
-        "file:Read ${with.from_file}",
+        // No `env:Read`/`file:Read`: the workflow grants each source itself (module docs).
     ];
 
     fn run(ctx: &Context, input: Input) -> Result<Output, Error> {

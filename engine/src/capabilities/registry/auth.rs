@@ -3,6 +3,10 @@
 //! uses) or an ECR token. The plaintext lives in `Zeroizing` buffers kept for the step attempt
 //! ([`AuthCache`]: a build's several registry calls read the secret once, as a script would) and in
 //! the attempt's oci-client clients; it never reaches the plugin, and messages name the secret only.
+//!
+//! A basic secret may name the registry it is for (`"registry": "host[:port]"`); then it is sent
+//! to that registry only, whatever registry a step's plugin names with it. Without the field it
+//! goes to the registries the step is granted (`registry:Pull|Push`), as before.
 
 use super::Capabilities;
 use super::errors::Context;
@@ -28,8 +32,22 @@ pub(super) fn authorize(caps: &Capabilities, auth: &Auth) -> Result<(), WitError
 /// rotated secret is read again by the next attempt.
 #[derive(Default)]
 pub struct AuthCache {
-    credentials: tokio::sync::Mutex<HashMap<String, (Zeroizing<String>, Zeroizing<String>)>>,
+    credentials: tokio::sync::Mutex<HashMap<String, Basic>>,
     pub(super) clients: std::sync::Mutex<HashMap<String, oci_client::Client>>,
+}
+
+/// A user name and password, and the registry the secret binds them to, if it does.
+struct Basic {
+    username: Zeroizing<String>,
+    password: Zeroizing<String>,
+    registry: Option<String>,
+}
+
+/// Names the binding only: the user name and password are never printed.
+impl std::fmt::Debug for Basic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Basic").field("registry", &self.registry).finish_non_exhaustive()
+    }
 }
 
 /// Where credentials come from, as a cache key (never the credentials themselves).
@@ -43,26 +61,32 @@ pub(super) fn source_key(auth: &Auth) -> String {
 
 /// The credentials to send, read once per attempt. (An ECR token is good for every registry the
 /// AWS identity may use.)
-pub(super) async fn credentials(caps: &Capabilities, auth: &Auth) -> Result<RegistryAuth, WitError> {
+pub(super) async fn credentials(caps: &Capabilities, auth: &Auth, registry: &str) -> Result<RegistryAuth, WitError> {
     if matches!(auth, Auth::Anonymous) {
         return Ok(RegistryAuth::Anonymous);
     }
     let key = source_key(auth);
     // Held across the read: concurrent calls of one attempt wait for it instead of repeating it.
     let mut cache = caps.registry_auth().credentials.lock().await;
-    if let Some((username, password)) = cache.get(&key) {
-        return Ok(RegistryAuth::Basic(username.to_string(), password.to_string()));
-    }
-    let RegistryAuth::Basic(username, password) = read_credentials(caps, auth).await? else {
-        unreachable!("only anonymous auth has no credentials")
+    let basic = match cache.entry(key) {
+        std::collections::hash_map::Entry::Occupied(cached) => cached.into_mut(),
+        std::collections::hash_map::Entry::Vacant(slot) => slot.insert(read_credentials(caps, auth).await?),
     };
-    cache.insert(key, (Zeroizing::new(username.clone()), Zeroizing::new(password.clone())));
-    Ok(RegistryAuth::Basic(username, password))
+    if let (Some(bound), Auth::BasicFromSecret(secret)) = (&basic.registry, auth)
+        && bound != registry
+    {
+        return Err(WitError::new(
+            ErrorKind::Denied,
+            "CredentialsForAnotherRegistry",
+            format!("secret `{secret}` holds the credentials of registry {bound}; they are not sent to {registry}"),
+        ));
+    }
+    Ok(RegistryAuth::Basic(basic.username.to_string(), basic.password.to_string()))
 }
 
-async fn read_credentials(caps: &Capabilities, auth: &Auth) -> Result<RegistryAuth, WitError> {
+async fn read_credentials(caps: &Capabilities, auth: &Auth) -> Result<Basic, WitError> {
     match auth {
-        Auth::Anonymous => Ok(RegistryAuth::Anonymous),
+        Auth::Anonymous => unreachable!("anonymous auth reads no credentials"),
         Auth::BasicFromSecret(secret) => {
             let send = caps.aws().secrets().await?.get_secret_value().secret_id(secret).send();
             let out = match caps.call("secretsmanager:GetSecretValue", secret, send).await {
@@ -75,8 +99,7 @@ async fn read_credentials(caps: &Capabilities, auth: &Auth) -> Result<RegistryAu
                 other => other?,
             };
             let value = Zeroizing::new(out.secret_string.unwrap_or_default());
-            let (username, password) = parse_basic_secret(secret, &value)?;
-            Ok(RegistryAuth::Basic(username, password.to_string()))
+            parse_basic_secret(secret, &value)
         }
         Auth::Ecr => {
             let send = caps.aws().ecr().await?.get_authorization_token().send();
@@ -87,7 +110,7 @@ async fn read_credentials(caps: &Capabilities, auth: &Auth) -> Result<RegistryAu
                 .and_then(|d| d.authorization_token())
                 .ok_or_else(|| super::super::incomplete_response("GetAuthorizationToken", "authorizationToken"))?;
             let (username, password) = decode_ecr_token(token)?;
-            Ok(RegistryAuth::Basic(username, password.to_string()))
+            Ok(Basic { username: Zeroizing::new(username), password, registry: None })
         }
     }
 }
@@ -137,8 +160,9 @@ pub(super) fn from_attributes(attributes: &BTreeMap<String, String>) -> Result<A
     }
 }
 
-/// `{"username": ..., "password": ...}`; errors name the secret and the field, never the value.
-fn parse_basic_secret(secret: &str, value: &str) -> Result<(String, Zeroizing<String>), WitError> {
+/// `{"username": ..., "password": ...}` and optionally `"registry"`; errors name the secret and
+/// the field, never the value.
+fn parse_basic_secret(secret: &str, value: &str) -> Result<Basic, WitError> {
     let malformed = |what: &str| {
         WitError::new(
             ErrorKind::InvalidInput,
@@ -156,9 +180,10 @@ fn parse_basic_secret(secret: &str, value: &str) -> Result<(String, Zeroizing<St
         Some(_) => Err(malformed(&format!("has a `{name}` that is not a non-empty string"))),
         None => Err(malformed(&format!("has no `{name}` field"))),
     };
-    let username = field("username")?;
+    let username = Zeroizing::new(field("username")?);
     let password = Zeroizing::new(field("password")?);
-    Ok((username, password))
+    let registry = json.get("registry").map(|_| field("registry")).transpose()?;
+    Ok(Basic { username, password, registry })
 }
 
 /// ECR tokens are base64 of `AWS:<password>`.
@@ -182,8 +207,10 @@ mod tests {
 
     #[test]
     fn basic_secret_needs_both_fields_and_errors_never_echo_the_value() {
-        let (user, password) = parse_basic_secret("s", r#"{"username":"u","password":"p4ss"}"#).unwrap();
-        assert_eq!((user.as_str(), password.as_str()), ("u", "p4ss"));
+        let basic = parse_basic_secret("s", r#"{"username":"u","password":"p4ss"}"#).unwrap();
+        assert_eq!((basic.username.as_str(), basic.password.as_str(), basic.registry), ("u", "p4ss", None));
+        let bound = parse_basic_secret("s", r#"{"username":"u","password":"p","registry":"r.example:5000"}"#);
+        assert_eq!(bound.unwrap().registry.as_deref(), Some("r.example:5000"));
         let e = parse_basic_secret("team/registry", r#"{"username":"u","pasword":"hunter2"}"#).unwrap_err();
         assert_eq!(e.kind, ErrorKind::InvalidInput);
         assert!(e.message.contains("secret `team/registry` has no `password` field"), "{}", e.message);

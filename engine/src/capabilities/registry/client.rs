@@ -8,7 +8,7 @@
 //! is not free either: its TLS setup reads the system's root certificates, about 1.5 ms of CPU.
 
 use super::errors::{self, Context, Failure};
-use super::{Capabilities, auth, names};
+use super::{Capabilities, auth, names, realm, transfer};
 use crate::host::bindings::WitError;
 use crate::host::bindings::wharf::plugin::registry::{Manifest, Repository};
 use oci_client::client::{ClientConfig, ClientProtocol};
@@ -77,10 +77,20 @@ pub(super) struct Session<'a> {
 impl<'a> Session<'a> {
     /// Reads the credentials (grants are the caller's business) and prepares the client.
     pub async fn open(caps: &'a Capabilities, repo: &Repository, scheme: Scheme) -> Result<Session<'a>, WitError> {
-        let credentials = auth::credentials(caps, &repo.auth).await?;
+        let credentials = auth::credentials(caps, &repo.auth, &repo.registry).await?;
         let key = format!("{}://{} {}", scheme.as_str(), repo.registry, auth::source_key(&repo.auth));
-        let client =
-            caps.registry_auth().clients.lock().unwrap().entry(key).or_insert_with(|| new_client(scheme)).clone();
+        let ctx = auth::context(&repo.registry, &repo.auth);
+        let existing = caps.registry_auth().clients.lock().unwrap().get(&key).cloned();
+        let client = match existing {
+            Some(client) => client,
+            None => {
+                // Before a client first holds credentials: where would the registry send them?
+                if matches!(credentials, RegistryAuth::Basic(..)) {
+                    realm::check(caps, &repo.registry, scheme, &ctx).await?;
+                }
+                caps.registry_auth().clients.lock().unwrap().entry(key).or_insert_with(|| new_client(scheme)).clone()
+            }
+        };
         let probe = Reference::with_tag(repo.registry.clone(), repo.name.clone(), "latest".into());
         // oci-client applies stored credentials to blob requests; store them before any request.
         client.store_auth_if_needed(probe.resolve_registry(), &credentials).await;
@@ -91,7 +101,7 @@ impl<'a> Session<'a> {
             scheme,
             client,
             auth: credentials,
-            ctx: auth::context(&repo.registry, &repo.auth),
+            ctx,
         })
     }
 
@@ -152,16 +162,20 @@ impl<'a> Session<'a> {
         self.send("registry:MountBlob", &format!("@{digest} from {from}"), "mounting a blob", request).await
     }
 
-    /// The blob's bytes, checked against `digest` (oci-client checks too; this is the host's word).
+    /// The blob's bytes, checked against `digest` (oci-client checks too; this is the host's word),
+    /// at most `MAX_BLOB_BYTES` of them (transfer.rs).
     pub async fn pull_blob(&self, digest: &str) -> Result<Vec<u8>, WitError> {
         let image = self.reference(digest);
-        let request = async {
-            let mut data = Vec::new();
-            self.client.pull_blob(&image, digest, &mut data).await.map(|_| data)
-        };
-        let data = self.send("registry:GetBlob", &format!("@{digest}"), "downloading a blob", request).await?;
-        names::verify("the blob the registry sent", digest, &data)?;
-        Ok(data)
+        let mut sink = transfer::Capped::new(transfer::MAX_BLOB_BYTES);
+        let request = self.client.pull_blob(&image, digest, &mut sink);
+        let pulled = self.send("registry:GetBlob", &format!("@{digest}"), "downloading a blob", request).await;
+        if sink.exceeded {
+            let what = format!("blob {digest} of {}/{}", self.registry, self.name);
+            return Err(transfer::too_large("BlobTooLarge", &what, transfer::MAX_BLOB_BYTES));
+        }
+        pulled?;
+        names::verify("the blob the registry sent", digest, &sink.data)?;
+        Ok(sink.data)
     }
 
     /// The digest `reference` resolves to; none when the repository or reference is unknown.
@@ -181,6 +195,12 @@ impl<'a> Session<'a> {
         let target = if names::is_digest(reference) { format!("@{reference}") } else { format!(":{reference}") };
         let request = self.client.pull_manifest_raw(&image, &self.auth, MANIFEST_TYPES);
         let (bytes, _) = self.send("registry:GetManifest", &target, "downloading a manifest", request).await?;
+        // oci-client reads the body before this check: it bounds what reaches the plugin and the
+        // ledger, not the read itself (that needs a GET of our own, streamed like `pull_blob`).
+        if bytes.len() > transfer::MAX_MANIFEST_BYTES {
+            let what = format!("manifest {reference} of {}/{}", self.registry, self.name);
+            return Err(transfer::too_large("ManifestTooLarge", &what, transfer::MAX_MANIFEST_BYTES));
+        }
         let digest = names::sha256(&bytes);
         if names::is_digest(reference) {
             names::verify("the manifest the registry sent", reference, &bytes)?;

@@ -16,6 +16,10 @@
 //!   PUT that then fails leaves an entry for a manifest that does not exist, which teardown finds
 //!   already gone. A manifest that existed before (same bytes pushed under another tag, or by
 //!   another run) is not recorded: deleting it by digest would take it from its other tags too.
+//! - Credentials go only where the registry's token realm passes realm.rs (same host, HTTPS or
+//!   the plain-HTTP rule, or `registry:SendCredentials <realm-host>`).
+//! - Size: a downloaded blob may be at most 128 MiB and a manifest 4 MiB (transfer.rs); a larger
+//!   one fails with `BlobTooLarge` / `ManifestTooLarge` before the host holds it whole.
 //! - Layers: push-layer unpacks what it uploads and records it for find-layer (layers.rs).
 
 mod auth;
@@ -23,6 +27,8 @@ mod client;
 mod errors;
 mod layers;
 mod names;
+mod realm;
+mod transfer;
 
 pub use auth::AuthCache;
 pub use layers::LayerIndex;
@@ -240,8 +246,14 @@ fn authorize(caps: &Capabilities, action: &str, repo: &Repository) -> Result<Str
 }
 
 async fn open<'a>(caps: &'a Capabilities, repo: &Repository) -> Result<Session<'a>, WitError> {
-    let plain = names::is_loopback(&repo.registry) || caps.is_granted("registry:PlainHttp", &repo.registry);
+    let plain = plain_http_allowed(caps, &repo.registry);
     Session::open(caps, repo, if plain { Scheme::Http } else { Scheme::Https }).await
+}
+
+/// Plain HTTP only where nothing leaves the machine, or where a grant says so (registries and
+/// the token realms they name alike).
+fn plain_http_allowed(caps: &Capabilities, host: &str) -> bool {
+    names::is_loopback(host) || caps.is_granted("registry:PlainHttp", host)
 }
 
 fn same_auth(a: &Auth, b: &Auth) -> bool {
