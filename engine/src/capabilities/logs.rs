@@ -79,8 +79,8 @@ async fn find(caps: &Capabilities, name: &str) -> Result<Option<LogGroup>, WitEr
 
 /// The group's tags, or none when it does not exist. (ListTagsLogGroup is deprecated in favour of
 /// ListTagsForResource but still served, by AWS and moto.)
+#[allow(deprecated)]
 async fn group_tags(caps: &Capabilities, name: &str) -> Result<Option<HashMap<String, String>>, WitError> {
-    #[allow(deprecated)]
     let send = caps.aws().logs().await?.list_tags_log_group().log_group_name(name).send();
     match caps.call("logs:ListTagsLogGroup", name, send).await {
         Ok(out) => Ok(Some(out.tags.unwrap_or_default())),

@@ -166,11 +166,23 @@ impl Capabilities {
             let ledger = ledger.get_or_init(|| self.journal().resources().unwrap_or_default());
             ledger.iter().any(|r| r.deleted_at_ms.is_none() && (r.id == value || r.name.as_deref() == Some(value)))
         };
-        self.grants.check_all(needs, &created).map_err(|denied| {
-            let message = denied.to_string();
-            self.event(EventKind::Log(LogLevel::Warn), format!("denied: {message}"));
-            WitError::new(ErrorKind::Denied, "GrantMissing", message)
-        })
+        self.grants.check_all(needs, &created).map_err(|denied| self.denial(denied.to_string()))
+    }
+
+    /// Like [`Capabilities::authorize`], counting only grant lines that name `resource` exactly,
+    /// without a wildcard: for what no pattern may reach (an absolute path). `why` is added to
+    /// the denial.
+    pub fn authorize_exact(&self, action: &str, resource: &str, why: &str) -> Result<(), WitError> {
+        let exact = self.grants.grants().iter().filter(|g| g.literal_resource().is_some()).cloned().collect();
+        GrantSet::new(&self.step_id, exact)
+            .check(action, resource)
+            .map_err(|denied| self.denial(format!("{denied} ({why})")))
+    }
+
+    /// A `denied` error, journaled as a warning.
+    fn denial(&self, message: String) -> WitError {
+        self.event(EventKind::Log(LogLevel::Warn), format!("denied: {message}"));
+        WitError::new(ErrorKind::Denied, "GrantMissing", message)
     }
 
     /// Awaits an AWS call, records it in the transcript and maps its error.

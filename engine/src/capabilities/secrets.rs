@@ -8,7 +8,7 @@
 use super::Capabilities;
 use crate::grants::Need;
 use crate::host::bindings::wharf::plugin::ledger::DeleteOutcome;
-use crate::host::bindings::wharf::plugin::secrets::{Host, Secret, SecretValue};
+use crate::host::bindings::wharf::plugin::secrets::{Host, Secret, SecretValue, ValueSource};
 use crate::host::bindings::{ErrorKind, WitError};
 use crate::host::sandbox::SandboxState;
 use crate::journal::Resource;

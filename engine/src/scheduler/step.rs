@@ -11,7 +11,7 @@ use crate::host::sandbox::SandboxState;
 use crate::host::{AttemptError, AttemptLimits};
 use crate::journal::{AttemptRecord, AttemptStatus, EventKind, StepError};
 use crate::workflow::template::{
-    self, Reference, TemplateContext, expand_lists, references, render_grant, render_str, render_value,
+    self, Reference, TemplateContext, expand_lists, references, render_grant, render_value,
 };
 use crate::workflow::{PluginRef, Step, paths};
 use serde_json::Value;

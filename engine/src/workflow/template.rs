@@ -306,6 +306,9 @@ pub fn expand_lists(line: &str, with: &Value) -> Result<Vec<String>, TemplateErr
                     cur = next;
                     continue;
                 }
+                // Missing: a `*` further on has no elements to stand for; without one, the line
+                // is kept (and dropped later as using an absent input).
+                (None, None) if path[i..].iter().any(|s| s == "*") => return Ok(Vec::new()),
                 (None, None) => break,
             };
             let rest = &path[i + 1..];

@@ -139,3 +139,52 @@ fn references_lists_every_expression() {
     assert_eq!(refs[1].to_string(), "${steps.s.outputs.x.y}");
     assert_eq!(with_placeholders("ecs:X ${params.a}/${env.B}", "x").unwrap(), "ecs:X x/x");
 }
+
+/// A value rendered into a grant is literal and never changes the line's shape.
+#[test]
+fn grant_values_are_escaped_and_must_be_one_plain_value() {
+    let mut f = fixture();
+    f.params.insert("star".into(), json!("a*b\\c"));
+    f.params.insert("empty".into(), json!(""));
+    f.params.insert("spaced".into(), json!("x policy=*"));
+    let grant = |line: &str| with_ctx(&f, None, |ctx| render_grant(line, ctx));
+    assert_eq!(grant("s3:GetObject b/${params.star}/*").unwrap(), "s3:GetObject b/a\\*b\\\\c/*");
+    assert_eq!(grant("ecs:CreateService c/s x=${params.replicas}").unwrap(), "ecs:CreateService c/s x=3");
+    for (line, problem) in [
+        ("s3:GetObject ${params.empty}", "is empty"),
+        ("iam:AttachRolePolicy r${params.spaced}", "contains whitespace"),
+        ("s3:GetObject ${steps.cluster.outputs.meta.tags}", "is a list"),
+    ] {
+        let e = grant(line).unwrap_err().to_string();
+        assert!(e.contains(problem), "{line}: {e}");
+    }
+}
+
+#[test]
+fn declared_grants_expand_over_lists() {
+    let with = json!({
+        "objects": ["b/one", "b/two"],
+        "containers": [{"secret": "s1", "env": {"A": "x", "B": "y"}}, {"env": {}}, {"secret": "s2"}],
+        "none": [],
+    });
+    let expand = |line: &str| expand_lists(line, &with).unwrap();
+    assert_eq!(
+        expand("s3:GetObject ${with.objects}"),
+        ["s3:GetObject ${with.objects.0}", "s3:GetObject ${with.objects.1}"]
+    );
+    assert_eq!(
+        expand("sm:Get ${with.containers.*.secret}"),
+        [
+            "sm:Get ${with.containers.0.secret}",
+            "sm:Get ${with.containers.1.secret}",
+            "sm:Get ${with.containers.2.secret}"
+        ]
+    );
+    assert_eq!(
+        expand("sm:Get ${with.containers.*.env.*}"),
+        ["sm:Get ${with.containers.0.env.A}", "sm:Get ${with.containers.0.env.B}"]
+    );
+    assert!(expand("s3:GetObject ${with.none}").is_empty());
+    assert_eq!(expand("ecs:X ${with.missing}"), ["ecs:X ${with.missing}"]);
+    assert!(parse_expr("params.*").is_err(), "`*` only in `with` paths");
+}

@@ -376,7 +376,7 @@ fn check_grant(rep: &mut Reporter, g: &Sp<String>) {
         rep.error(
             g.span.clone(),
             msg,
-            Some("grant lines look like `ecs:CreateCluster my-cluster` or `s3:GetObject bucket/*`".into()),
+            Some("grant lines look like `ecs:CreateCluster my-cluster`, `s3:GetObject bucket/*` or `iam:AttachRolePolicy role policy=ARN` (docs/grants.md)".into()),
         );
     }
 }

@@ -10,6 +10,7 @@
 
 use super::Capabilities;
 use super::errors::Context;
+use crate::grants::Need;
 use crate::host::bindings::wharf::plugin::registry::Auth;
 use crate::host::bindings::{ErrorKind, WitError};
 use base64::Engine as _;
@@ -17,13 +18,13 @@ use oci_client::secrets::RegistryAuth;
 use std::collections::{BTreeMap, HashMap};
 use zeroize::Zeroizing;
 
-/// Checks the grants the credentials need: `secretsmanager:GetSecretValue <secret>` or
+/// What the credentials need: `secretsmanager:GetSecretValue <secret>` or
 /// `ecr:GetAuthorizationToken *`. (Teardown's deletes skip this: `ledger:Delete` covers them.)
-pub(super) fn authorize(caps: &Capabilities, auth: &Auth) -> Result<(), WitError> {
+pub(super) fn need(auth: &Auth) -> Option<Need> {
     match auth {
-        Auth::Anonymous => Ok(()),
-        Auth::BasicFromSecret(secret) => caps.authorize("secretsmanager:GetSecretValue", secret),
-        Auth::Ecr => caps.authorize("ecr:GetAuthorizationToken", "*"),
+        Auth::Anonymous => None,
+        Auth::BasicFromSecret(secret) => Some(Need::new("secretsmanager:GetSecretValue", secret)),
+        Auth::Ecr => Some(Need::new("ecr:GetAuthorizationToken", "*")),
     }
 }
 

@@ -34,6 +34,7 @@ pub use auth::AuthCache;
 pub use layers::LayerIndex;
 
 use super::Capabilities;
+use crate::grants::Need;
 use crate::host::bindings::wharf::plugin::ledger::DeleteOutcome;
 use crate::host::bindings::wharf::plugin::registry::{Auth, Host, Layer, Manifest, Repository};
 use crate::host::bindings::{ErrorKind, WitError};
@@ -157,8 +158,11 @@ impl Host for SandboxState {
     async fn copy_blob(&mut self, from: Repository, to: Repository, digest: String) -> Result<bool, WitError> {
         let caps = self.caps()?;
         names::check_digest(&digest)?;
-        let source = authorize(caps, "registry:Pull", &from)?;
-        let target = authorize(caps, "registry:Push", &to)?;
+        // Both repositories at once, so a denial names everything missing.
+        let (source, mut needs) = repository_needs("registry:Pull", &from)?;
+        let (target, push) = repository_needs("registry:Push", &to)?;
+        needs.extend(push);
+        caps.authorize_all(&needs)?;
         if caps.plan("registry:CopyBlob", &format!("{target}@{digest}"), &format!("from {source}")) {
             return Ok(true);
         }
@@ -236,13 +240,20 @@ impl Drop for SetOnDrop {
 
 /// Checks the repository's names, `action` on `<registry>/<name>` and the grants its auth needs;
 /// returns the grant resource.
+/// Allows `action` on the repository and what its auth reads; returns `registry/name`.
 fn authorize(caps: &Capabilities, action: &str, repo: &Repository) -> Result<String, WitError> {
+    let (resource, needs) = repository_needs(action, repo)?;
+    caps.authorize_all(&needs)?;
+    Ok(resource)
+}
+
+/// `registry/name` and every pair `action` on it needs: the repository, and the credentials.
+fn repository_needs(action: &str, repo: &Repository) -> Result<(String, Vec<Need>), WitError> {
     names::check_registry(&repo.registry)?;
     names::check_name(&repo.name)?;
     let resource = format!("{}/{}", repo.registry, repo.name);
-    caps.authorize(action, &resource)?;
-    auth::authorize(caps, &repo.auth)?;
-    Ok(resource)
+    let needs = std::iter::once(Need::new(action, &resource)).chain(auth::need(&repo.auth)).collect();
+    Ok((resource, needs))
 }
 
 async fn open<'a>(caps: &'a Capabilities, repo: &Repository) -> Result<Session<'a>, WitError> {

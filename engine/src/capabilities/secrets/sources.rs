@@ -9,10 +9,8 @@
 
 use super::invalid;
 use crate::capabilities::Capabilities;
-use crate::grants::GrantSet;
+use crate::host::bindings::WitError;
 use crate::host::bindings::wharf::plugin::secrets::ValueSource;
-use crate::host::bindings::{ErrorKind, WitError};
-use crate::journal::{EventKind, LogLevel};
 use crate::workflow::paths;
 use std::path::{Path, PathBuf};
 use tokio::io::AsyncReadExt;
@@ -50,14 +48,8 @@ pub(super) async fn read_source(caps: &Capabilities, source: &ValueSource) -> Re
 fn granted_file(caps: &Capabilities, path: &str) -> Result<PathBuf, WitError> {
     if Path::new(path).is_absolute() {
         // Outside the workflow's directory a pattern is no grant: only a line naming this file.
-        let literal = caps.grants.grants().iter().filter(|g| !g.resource.contains('*')).cloned().collect();
-        return GrantSet::new(&caps.step_id, literal).check("file:Read", path).map(|_| PathBuf::from(path)).map_err(
-            |denied| {
-                let message = format!("{denied} (an absolute path is granted only by a line naming it, without `*`)");
-                caps.event(EventKind::Log(LogLevel::Warn), format!("denied: {message}"));
-                WitError::new(ErrorKind::Denied, "GrantMissing", message)
-            },
-        );
+        let why = "an absolute path is granted only by a line naming it, without `*`";
+        return caps.authorize_exact("file:Read", path, why).map(|_| PathBuf::from(path));
     }
     // Checked before the grant: `..` would let `file:Read secrets/*` reach outside `secrets/`.
     if !paths::is_plain_relative(path) {

@@ -237,7 +237,7 @@ fn durations_sizes_and_retry_are_range_checked() {
 fn grant_lines_are_parsed_with_templates_as_placeholders() {
     let d = diags(&with_steps(
         "[params.op]\ntype = \"string\"\n[[steps]]\nid = \"a\"\nplugin = \"s3-upload\"\n\
-         grants = [\"ecs:CreateCluster ${params.op}\", \"CreateCluster x\", \"ecs:${params.op} x\", \"s3:PutObject a b\"]\n",
+         grants = [\"ecs:CreateCluster ${params.op}\", \"iam:AttachRolePolicy r policy=${params.op}\", \"CreateCluster x\", \"ecs:${params.op} x\", \"s3:PutObject a b\"]\n",
     ));
     let m: Vec<&str> = d.iter().map(|d| d.message.as_str()).collect();
     assert_eq!(
@@ -245,7 +245,7 @@ fn grant_lines_are_parsed_with_templates_as_placeholders() {
         vec![
             "invalid grant `CreateCluster x`: the action needs a service prefix, e.g. `ecs:CreateCluster`",
             "grant `ecs:${params.op} x`: templates are only allowed in the resource part",
-            "invalid grant `s3:PutObject a b`: expected `service:Action resource` with no spaces inside the resource",
+            "invalid grant `s3:PutObject a b`: `b` after the resource is not a `key=value` condition (resources contain no spaces)",
         ]
     );
 }
