@@ -37,7 +37,7 @@ impl Host for SandboxState {
         let needs = principals
             .iter()
             .fold(Need::new("iam:CreateRole", &name), |need, (_, principal)| need.with("trust", principal.as_str()));
-        caps.authorize_all(std::slice::from_ref(&needs)).map_err(|e| name_statements(e, &principals))?;
+        caps.authorize_all(std::slice::from_ref(&needs)).map_err(|e| name_statements(e, &principals, "trusted in"))?;
         if caps.plan("iam:CreateRole", &name, &needs.to_string()) {
             // ARN-shaped so later steps' validation of it passes in the plan too.
             return Ok(Role { arn: format!("arn:aws:iam::planned:role/{name}"), name, trust_policy });
@@ -78,7 +78,7 @@ impl Host for SandboxState {
         let pairs = policy::allowed_pairs(&document).map_err(invalid_document)?;
         let need =
             pairs.iter().fold(Need::new("iam:PutRolePolicy", &role), |need, (_, p)| need.with("allow", p.as_str()));
-        caps.authorize_all(std::slice::from_ref(&need)).map_err(|e| name_statements(e, &pairs))?;
+        caps.authorize_all(std::slice::from_ref(&need)).map_err(|e| name_statements(e, &pairs, "exceeded by"))?;
         if caps.plan("iam:PutRolePolicy", &role, &format!("inline policy {policy_name}: {need}")) {
             return Ok(());
         }
@@ -304,7 +304,7 @@ fn invalid_document(reason: String) -> WitError {
 
 /// A denial of a policy document names the statements that exceed the grants, not just the
 /// values: `statements` are (label, condition value) pairs as the document yielded them.
-fn name_statements(mut denied: WitError, statements: &[(String, String)]) -> WitError {
+fn name_statements(mut denied: WitError, statements: &[(String, String)], how: &str) -> WitError {
     let mut offending: Vec<String> = statements
         .iter()
         .filter(|(_, value)| denied.message.contains(&format!("={}", grants::pattern::escape(value))))
@@ -312,7 +312,7 @@ fn name_statements(mut denied: WitError, statements: &[(String, String)]) -> Wit
         .collect();
     offending.dedup();
     if !offending.is_empty() {
-        denied.message.push_str(&format!("; exceeded by {}", offending.join(", ")));
+        denied.message.push_str(&format!("; {how} {}", offending.join(", ")));
     }
     denied
 }
