@@ -301,7 +301,14 @@ fn read_only_dirs(grants: &GrantSet, base: &Path) -> Result<Vec<(PathBuf, String
 fn uses_only_given_inputs(line: &str, inputs: &Value) -> bool {
     let Ok(refs) = references(line) else { return true };
     refs.iter().all(|r| match r {
-        Reference::With(path) => path.iter().try_fold(inputs, |v, key| v.get(key)).is_some_and(|v| !v.is_null()),
+        Reference::With(path) => path
+            .iter()
+            .try_fold(inputs, |v, key| match v {
+                // List elements are named by index (`expand_lists` spells them out).
+                Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
+                _ => v.get(key),
+            })
+            .is_some_and(|v| !v.is_null()),
         _ => true,
     })
 }
@@ -339,5 +346,33 @@ fn state_error(e: crate::journal::JournalError) -> StepError {
         kind: "state".into(),
         code: STATE_WRITE_FAILED.into(),
         message: format!("the run journal could not be written: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A built-in's declared lines become one grant per listed input, and none for absent ones.
+    #[test]
+    fn declared_grants_render_one_line_per_list_element() {
+        let (params, steps) = (BTreeMap::new(), BTreeMap::new());
+        let env = |_: &str| None;
+        let templates = TemplateContext { params: &params, steps: &steps, run_id: "r", env: &env, with: None };
+        let inputs = json!({ "role": "task", "s3_write": ["b/one", "b/*"], "containers": [{ "name": "c" }] });
+        let declared = [
+            "iam:PutRolePolicy ${with.role} allow=s3:PutObject@arn:aws:s3:::${with.s3_write}".to_string(),
+            "secretsmanager:GetSecretValue ${with.containers.*.repository_credentials}".to_string(),
+            "iam:PassRole ${with.task_role_arn}".to_string(),
+        ];
+        let lines = declared_grants(&declared, &templates, &inputs, true).unwrap();
+        assert_eq!(
+            lines,
+            [
+                "iam:PutRolePolicy task allow=s3:PutObject@arn:aws:s3:::b/one",
+                r"iam:PutRolePolicy task allow=s3:PutObject@arn:aws:s3:::b/\*",
+            ]
+        );
     }
 }
