@@ -5,8 +5,9 @@
 //! (TagSpecifications), so lookups by those tags find what an earlier attempt of the same step
 //! made, and a half-finished create never leaves an untagged resource behind.
 
+mod route;
+
 use super::Capabilities;
-use crate::grants::{self, Need};
 use crate::host::bindings::wharf::plugin::ec2::{Host, IngressRule, SecurityGroup, Subnet, Vpc};
 use crate::host::bindings::wharf::plugin::ledger::DeleteOutcome;
 use crate::host::bindings::{ErrorKind, WitError};
@@ -150,55 +151,7 @@ impl Host for SandboxState {
         name: String,
         subnet_ids: Vec<String>,
     ) -> Result<String, WitError> {
-        let caps: &Capabilities = self.caps()?;
-        // Every network this call changes: the VPC the gateway is attached to and the table made
-        // in, and each subnet whose traffic is routed through it.
-        let mut needs = vec![
-            Need::new("ec2:CreateInternetGateway", &name),
-            Need::new("ec2:AttachInternetGateway", &vpc_id),
-            Need::new("ec2:CreateRouteTable", &vpc_id),
-        ];
-        needs.extend(subnet_ids.iter().map(|subnet| Need::new("ec2:AssociateRouteTable", subnet)));
-        caps.authorize_all(&needs)?;
-        if caps.plan("ec2:CreateInternetGateway", &name, &grants::describe(&needs[1..])) {
-            return Ok(format!("{PLANNED}route-table"));
-        }
-        // Four resources in several calls: each part is found (by this step's tags) before it is
-        // made, so a retry after a failure halfway finishes the job instead of duplicating it.
-        let ec2 = caps.aws().ec2().await?;
-        // The gateway and the table do not depend on each other; the route and the associations
-        // depend on both but not on each other: two rounds of calls made at once, not eight calls.
-        let (igw_id, table) =
-            tokio::try_join!(ensure_gateway(caps, ec2, &vpc_id, &name), ensure_route_table(caps, ec2, &vpc_id, &name))?;
-        let table_id =
-            table.route_table_id().ok_or_else(|| super::incomplete_response("CreateRouteTable", "routeTableId"))?;
-        let route = async {
-            if table.routes().iter().any(|r| r.destination_cidr_block() == Some("0.0.0.0/0")) {
-                return Ok(());
-            }
-            settle(|| {
-                let send = ec2
-                    .create_route()
-                    .route_table_id(table_id)
-                    .destination_cidr_block("0.0.0.0/0")
-                    .gateway_id(&igw_id)
-                    .send();
-                caps.call("ec2:CreateRoute", table_id, send)
-            })
-            .await
-            .map(drop)
-        };
-        let unassociated = subnet_ids
-            .iter()
-            .filter(|subnet| !table.associations().iter().any(|a| a.subnet_id() == Some(subnet.as_str())));
-        let associations = unassociated.map(|subnet| {
-            settle(move || {
-                let send = ec2.associate_route_table().route_table_id(table_id).subnet_id(subnet).send();
-                caps.call("ec2:AssociateRouteTable", subnet, send)
-            })
-        });
-        tokio::try_join!(route, try_join_all(associations))?;
-        Ok(table_id.to_string())
+        route::create(self.caps()?, &vpc_id, &name, &subnet_ids).await
     }
 
     async fn find_security_group(&mut self, vpc_id: String, name: String) -> Result<Option<SecurityGroup>, WitError> {
@@ -268,72 +221,6 @@ impl Host for SandboxState {
         }
         Ok(SecurityGroup { id: id.to_string(), name, vpc_id })
     }
-}
-
-/// The internet gateway this step made under `name` (or a new one), attached to the VPC.
-async fn ensure_gateway(caps: &Capabilities, ec2: &Client, vpc_id: &str, name: &str) -> Result<String, WitError> {
-    let send = ec2.describe_internet_gateways().set_filters(Some(created_by_wharf(name))).send();
-    let found = caps.call("ec2:DescribeInternetGateways", name, send).await?;
-    let (id, attached) = match found.internet_gateways().first() {
-        Some(igw) => {
-            let attributes = BTreeMap::from([("vpc_id".to_string(), vpc_id.to_string())]);
-            let id = igw.internet_gateway_id().unwrap_or_default();
-            caps.reclaim_if_ours(tag_pairs(igw.tags()), "ec2:internet-gateway", id, Some(name), attributes)?;
-            let attached = igw.attachments().iter().any(|a| a.vpc_id() == Some(vpc_id));
-            (igw.internet_gateway_id().unwrap_or_default().to_string(), attached)
-        }
-        None => {
-            let tags = tag_spec(caps, ResourceType::InternetGateway, name);
-            let send = ec2.create_internet_gateway().tag_specifications(tags).send();
-            let out = caps.call("ec2:CreateInternetGateway", name, send).await?;
-            let igw = out
-                .internet_gateway()
-                .ok_or_else(|| super::incomplete_response("CreateInternetGateway", "internetGateway"))?;
-            let id =
-                igw.internet_gateway_id().ok_or_else(|| super::incomplete_response("CreateInternetGateway", "id"))?;
-            let attributes = BTreeMap::from([("vpc_id".to_string(), vpc_id.to_string())]);
-            caps.record_created("ec2:internet-gateway", id, Some(name), attributes)?;
-            (id.to_string(), false)
-        }
-    };
-    if !attached {
-        settle(|| {
-            let send = ec2.attach_internet_gateway().internet_gateway_id(&id).vpc_id(vpc_id).send();
-            caps.call("ec2:AttachInternetGateway", &id, send)
-        })
-        .await?;
-    }
-    Ok(id)
-}
-
-/// The route table this step made under `name` in the VPC (or a new one), with its routes and
-/// associations.
-async fn ensure_route_table(
-    caps: &Capabilities,
-    ec2: &Client,
-    vpc_id: &str,
-    name: &str,
-) -> Result<model::RouteTable, WitError> {
-    let mut filters = created_by_wharf(name);
-    filters.push(filter("vpc-id", vpc_id));
-    let send = ec2.describe_route_tables().set_filters(Some(filters)).send();
-    let found = caps.call("ec2:DescribeRouteTables", name, send).await?;
-    if let Some(table) = found.route_tables().first() {
-        let id = table.route_table_id().unwrap_or_default();
-        caps.reclaim_if_ours(tag_pairs(table.tags()), "ec2:route-table", id, Some(name), BTreeMap::new())?;
-        return Ok(table.clone());
-    }
-    let tags = tag_spec(caps, ResourceType::RouteTable, name);
-    // The VPC may be seconds old: wait out its "not found" like the follow-up calls do.
-    let out = settle(|| {
-        let send = ec2.create_route_table().vpc_id(vpc_id).tag_specifications(tags.clone()).send();
-        caps.call("ec2:CreateRouteTable", vpc_id, send)
-    })
-    .await?;
-    let table = out.route_table.ok_or_else(|| super::incomplete_response("CreateRouteTable", "routeTable"))?;
-    let id = table.route_table_id().ok_or_else(|| super::incomplete_response("CreateRouteTable", "routeTableId"))?;
-    caps.record_created("ec2:route-table", id, Some(name), BTreeMap::new())?;
-    Ok(table)
 }
 
 /// Deletes one ledger resource of an `ec2:*` kind. Not-found counts as gone; a resource something
