@@ -94,11 +94,11 @@ impl Host for SandboxState {
         let needs = task_definition_needs(&definition);
         caps.authorize_all(&needs)?;
         let detail = format!(
-            "cpu {} memory {} containers {} ({})",
+            "cpu {} memory {} containers {} {}",
             definition.cpu,
             definition.memory,
             definition.containers.len(),
-            grants::describe(&needs[1..])
+            grants::detail(&needs)
         );
         if caps.plan("ecs:RegisterTaskDefinition", &family, &detail) {
             return Ok(RegisteredTaskDefinition {
@@ -155,7 +155,7 @@ impl Host for SandboxState {
         let resource = service_resource(&request.cluster, &request.name)?;
         let need = service_need("ecs:CreateService", &resource, &request.task_definition, &request.network);
         caps.authorize_all(std::slice::from_ref(&need))?;
-        let detail = format!("x{} ({need})", request.desired_count);
+        let detail = format!("x{} {}", request.desired_count, grants::detail(std::slice::from_ref(&need)));
         if caps.plan("ecs:CreateService", &resource, &detail) {
             return Ok(planned_service(&request.name, &request.task_definition, request.desired_count));
         }
@@ -189,7 +189,7 @@ impl Host for SandboxState {
         let resource = service_resource(&request.cluster, &request.name)?;
         let need = service_need("ecs:UpdateService", &resource, &request.task_definition, &request.network);
         caps.authorize_all(std::slice::from_ref(&need))?;
-        let detail = format!("x{} ({need})", request.desired_count);
+        let detail = format!("x{} {}", request.desired_count, grants::detail(std::slice::from_ref(&need)));
         if caps.plan("ecs:UpdateService", &resource, &detail) {
             return Ok(planned_service(&request.name, &request.task_definition, request.desired_count));
         }

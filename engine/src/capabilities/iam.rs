@@ -38,7 +38,7 @@ impl Host for SandboxState {
             .iter()
             .fold(Need::new("iam:CreateRole", &name), |need, (_, principal)| need.with("trust", principal.as_str()));
         caps.authorize_all(std::slice::from_ref(&needs)).map_err(|e| name_statements(e, &principals, "trusted in"))?;
-        if caps.plan("iam:CreateRole", &name, &needs.to_string()) {
+        if caps.plan("iam:CreateRole", &name, &grants::detail(std::slice::from_ref(&needs))) {
             // ARN-shaped so later steps' validation of it passes in the plan too.
             return Ok(Role { arn: format!("arn:aws:iam::planned:role/{name}"), name, trust_policy });
         }
@@ -79,7 +79,8 @@ impl Host for SandboxState {
         let need =
             pairs.iter().fold(Need::new("iam:PutRolePolicy", &role), |need, (_, p)| need.with("allow", p.as_str()));
         caps.authorize_all(std::slice::from_ref(&need)).map_err(|e| name_statements(e, &pairs, "exceeded by"))?;
-        if caps.plan("iam:PutRolePolicy", &role, &format!("inline policy {policy_name}: {need}")) {
+        let detail = grants::detail(std::slice::from_ref(&need));
+        if caps.plan("iam:PutRolePolicy", &role, &format!("inline policy {policy_name}: {detail}")) {
             return Ok(());
         }
         // Part of this call, not a separate permission: whether the put creates or replaces.

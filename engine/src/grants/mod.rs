@@ -170,13 +170,27 @@ pub fn describe(needs: &[Need]) -> String {
 }
 
 /// The resource part of a call's transcript line (which starts with the first need's action):
-/// its resource and conditions, then every other pair it was authorized for, so a reader of
-/// `wharf logs` sees the roles passed, the secrets referenced, the policy attached.
+/// its resource, then [`detail`], so a reader of `wharf logs` sees the roles passed, the secrets
+/// referenced, the policy attached.
 pub fn transcript(needs: &[Need]) -> String {
+    let Some(first) = needs.first() else { return String::new() };
+    let detail = detail(needs);
+    if detail.is_empty() {
+        pattern::escape(&first.resource)
+    } else {
+        format!("{} {detail}", pattern::escape(&first.resource))
+    }
+}
+
+/// What a call needs beyond its first pair's action and resource: that pair's conditions, then
+/// every other pair (for `wharf plan`'s lines, which name the action and resource already).
+pub fn detail(needs: &[Need]) -> String {
     let Some((first, rest)) = needs.split_first() else { return String::new() };
-    let line = first.to_string();
-    let head = line.split_once(' ').map_or(line.as_str(), |(_, resource)| resource).to_string();
-    if rest.is_empty() { head } else { format!("{head} (+ {})", describe(rest)) }
+    let mut parts: Vec<String> = first.conditions.iter().map(|(k, v)| format!("{k}={}", pattern::escape(v))).collect();
+    if !rest.is_empty() {
+        parts.push(format!("(+ {})", describe(rest)));
+    }
+    parts.join(" ")
 }
 
 impl fmt::Display for Need {

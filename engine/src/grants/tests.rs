@@ -126,3 +126,14 @@ fn created_matches_what_the_run_created() {
     let denied = set.check_all(&service("subnet-theirs"), &created).unwrap_err();
     assert_eq!(denied.missing, ["ecs:CreateService c/s subnet=subnet-theirs"]);
 }
+
+#[test]
+fn transcripts_name_every_pair_of_a_call() {
+    let needs = [
+        Need::new("ecs:CreateService", "c/s").with("subnet", "subnet-1"),
+        Need::new("iam:PassRole", "arn:aws:iam::1:role/r"),
+    ];
+    assert_eq!(transcript(&needs), "c/s subnet=subnet-1 (+ iam:PassRole arn:aws:iam::1:role/r)");
+    assert_eq!(detail(&needs[..1]), "subnet=subnet-1");
+    assert_eq!(transcript(&[Need::new("s3:GetObject", "b/*")]), r"b/\*");
+}
