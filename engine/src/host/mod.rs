@@ -4,11 +4,13 @@
 //! - [`cache`]: compiled components on disk, keyed by digest + wasmtime version + engine config.
 //! - [`plugin`]: a loaded plugin: `InstancePre`, what it imports, what it says about itself.
 //! - [`sandbox`]: the per-attempt store: WASI that grants nothing, memory cap, deadline.
+//! - [`limiter`]: one memory budget per attempt, shared by its stores (its parts' too).
 //! - [`bindings`]: host bindings generated from `wit/`.
 
 pub mod bindings;
 pub mod cache;
 pub mod engine;
+pub mod limiter;
 pub mod parts;
 pub mod plugin;
 pub mod registry;
