@@ -15,7 +15,7 @@ use wasmtime::ResourceLimiter;
 pub const MAX_CORE_INSTANCES: usize = 8;
 /// Linear memories one store may create (a Rust guest has 1; other toolchains may use a few).
 pub const MAX_MEMORIES: usize = 4;
-/// Tables one store may create (a Rust guest has 2: its own and the component shim's).
+/// Tables one store may create (a Rust guest has its own and, usually, the component shim's).
 pub const MAX_TABLES: usize = 4;
 /// What one table element is charged: a pointer, as wasmtime stores funcrefs and externrefs.
 const TABLE_ELEMENT_BYTES: u64 = 8;
