@@ -13,7 +13,8 @@ pub const DEFAULT_CALLS_PER_SECOND: f64 = 20.0;
 /// Calls an attempt may make at once before the rate applies (create-cluster makes ~15 in a row).
 pub const DEFAULT_BURST: f64 = 50.0;
 
-/// Log lines (log and progress messages, denial warnings) kept per attempt.
+/// Log lines (log and progress messages, denial warnings, calls planned by `wharf plan`) kept per
+/// attempt.
 pub const MAX_LOG_LINES: u32 = 2000;
 /// Bytes of log messages kept per attempt.
 pub const MAX_LOG_BYTES: usize = 1 << 20;
@@ -123,7 +124,7 @@ impl LogBudget {
 /// The notice journaled once when an attempt's log budget runs out.
 pub fn log_budget_notice() -> String {
     format!(
-        "log limit reached: this attempt logged {MAX_LOG_LINES} lines or {} KiB; its further log lines are dropped",
+        "log limit reached: this attempt logged (or planned) {MAX_LOG_LINES} lines or {} KiB; its further log lines and planned calls are dropped",
         MAX_LOG_BYTES / 1024
     )
 }

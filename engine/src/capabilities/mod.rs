@@ -138,12 +138,13 @@ impl Capabilities {
 
     /// For every mutating operation, after `authorize`: in plan mode, records the call it would
     /// make and returns true, and the caller returns a placeholder result instead of calling AWS.
-    /// Read-only calls are always made for real.
+    /// Read-only calls are always made for real. A planned call costs no AWS round trip, so a
+    /// plugin could plan them by the million: they count against the attempt's log budget.
     pub fn plan(&self, action: &str, resource: &str, detail: &str) -> bool {
         if self.mode != CallMode::Plan {
             return false;
         }
-        self.event(EventKind::Call, format!("PLAN {action} {resource} {detail}"));
+        self.event_within_budget(EventKind::Call, format!("PLAN {action} {resource} {detail}"));
         true
     }
 
@@ -362,17 +363,23 @@ impl Capabilities {
     /// attempt's log budget; past it, one notice is journaled and the rest is dropped.
     pub fn event(&self, kind: EventKind, message: String) {
         if matches!(kind, EventKind::Log(_) | EventKind::Progress) {
-            match self.log_budget.admit(message.len().min(crate::events::MAX_EVENT_MESSAGE)) {
-                limits::LogVerdict::Keep => {}
-                limits::LogVerdict::Drop => return,
-                limits::LogVerdict::NoticeThenDrop => {
-                    let notice = limits::log_budget_notice();
-                    let _ = self.events.emit(Some(&self.step_id), EventKind::Log(LogLevel::Warn), notice);
-                    return;
-                }
-            }
+            return self.event_within_budget(kind, message);
         }
         let _ = self.events.emit(Some(&self.step_id), kind, message);
+    }
+
+    /// Journals an event the plugin decides the number of, if the log budget allows it.
+    fn event_within_budget(&self, kind: EventKind, message: String) {
+        match self.log_budget.admit(message.len().min(crate::events::MAX_EVENT_MESSAGE)) {
+            limits::LogVerdict::Keep => {
+                let _ = self.events.emit(Some(&self.step_id), kind, message);
+            }
+            limits::LogVerdict::Drop => {}
+            limits::LogVerdict::NoticeThenDrop => {
+                let notice = limits::log_budget_notice();
+                let _ = self.events.emit(Some(&self.step_id), EventKind::Log(LogLevel::Warn), notice);
+            }
+        }
     }
 }
 

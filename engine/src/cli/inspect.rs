@@ -3,6 +3,7 @@
 
 use super::progress::kind_label;
 use super::run::journal_failure;
+use super::terminal::line;
 use super::{Cli, ExitCode, Failure, Output, state};
 use crate::journal::RunSnapshot;
 
@@ -42,14 +43,14 @@ fn print_status(s: &RunSnapshot) {
         let status = format!("{:?}", step.last.status).to_lowercase();
         println!("  {:<20} {:<10} attempts {:<3} {}", step.step_id, status, step.attempts, took);
         if let Some(e) = &step.last.error {
-            println!("      {} {}: {}", e.kind, e.code, e.message);
+            println!("      {} {}: {}", line(&e.kind), line(&e.code), line(&e.message));
         }
     }
     let live: Vec<_> = s.resources.iter().filter(|r| r.deleted_at_ms.is_none()).collect();
     if !live.is_empty() {
         println!("resources created by this run:");
         for r in live {
-            println!("  {:<22} {}  (step {})", r.kind, r.id, r.step_id);
+            println!("  {:<22} {}  (step {})", line(&r.kind), line(&r.id), r.step_id);
         }
     }
     let deleted = s.resources.iter().filter(|r| r.deleted_at_ms.is_some()).count();
@@ -57,7 +58,7 @@ fn print_status(s: &RunSnapshot) {
         println!("{deleted} of {} resources this run created are deleted", s.resources.len());
     }
     if let Some(error) = &s.run.error {
-        println!("error: {error}");
+        println!("error: {}", line(error));
     }
 }
 
@@ -104,7 +105,8 @@ pub fn logs(cli: &Cli, run_id: &str, step: Option<&str>) -> Result<ExitCode, Fai
         return Ok(ExitCode::Success);
     }
     for e in events {
-        println!("{:>5} {:<18} {:<9} {}", e.seq, e.step_id.as_deref().unwrap_or("run"), kind_label(&e.kind), e.message);
+        let step = e.step_id.as_deref().unwrap_or("run");
+        println!("{:>5} {step:<18} {:<9} {}", e.seq, kind_label(&e.kind), line(&e.message));
     }
     Ok(ExitCode::Success)
 }

@@ -7,6 +7,7 @@ mod plugin_cmds;
 mod progress;
 mod run;
 mod state;
+mod terminal;
 mod workflow_cmds;
 
 pub use exit::ExitCode;
@@ -171,10 +172,12 @@ pub fn main() -> std::process::ExitCode {
         Ok(code) => code,
         Err(failure) => {
             // Workflow diagnostics are already formatted rustc-style, `error:` included.
-            if failure.message.starts_with("error") {
-                eprintln!("{}", failure.message);
+            // They may quote a plugin (its error, its stderr): shown, never obeyed.
+            let message = terminal::block(&failure.message);
+            if message.starts_with("error") {
+                eprintln!("{message}");
             } else {
-                eprintln!("error: {}", failure.message);
+                eprintln!("error: {message}");
             }
             failure.code
         }
@@ -197,6 +200,16 @@ impl Failure {
 impl Cli {
     pub fn cache_dir(&self) -> PathBuf {
         self.cache_dir.clone().unwrap_or_else(|| self.state_dir.join("cache"))
+    }
+
+    /// The compiled-plugin cache; when its directory cannot be trusted, a warning that says
+    /// how to fix it (plugins are then compiled in memory).
+    pub fn component_cache(&self) -> crate::host::cache::ComponentCache {
+        let cache = crate::host::cache::ComponentCache::new(self.cache_dir());
+        if let Some(warning) = cache.warning() {
+            eprintln!("warning: {}", terminal::line(warning));
+        }
+        cache
     }
 }
 

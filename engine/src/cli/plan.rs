@@ -4,9 +4,10 @@
 //! grant each one used.
 
 use super::run::{drive, journal_failure, load_with_params};
+use super::terminal::line;
 use super::{Cli, ExitCode, Failure, Output};
 use crate::capabilities::CallMode;
-use crate::journal::{EventKind, SledBackend, StateBackend};
+use crate::journal::{EventKind, LogLevel, SledBackend, StateBackend};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -26,11 +27,17 @@ pub fn plan(cli: &Cli, file: &Path, params: &[String]) -> Result<ExitCode, Failu
     let backend = SledBackend::new(scratch.path()).map_err(journal_failure)?;
     let journal = backend.open_run(&outcome.run_id).map_err(journal_failure)?;
     let mut calls: BTreeMap<String, Vec<(bool, String)>> = BTreeMap::new();
+    // Denials and the log budget's notice (past it, planned calls are not recorded either).
+    let mut warnings: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for event in journal.events(None, None).map_err(journal_failure)? {
+        let step = event.step_id.unwrap_or_default();
+        if event.kind == EventKind::Log(LogLevel::Warn) {
+            warnings.entry(step).or_default().push(event.message);
+            continue;
+        }
         if event.kind != EventKind::Call {
             continue;
         }
-        let step = event.step_id.unwrap_or_default();
         match event.message.strip_prefix("PLAN ") {
             Some(planned) => calls.entry(step).or_default().push((true, planned.trim().to_string())),
             None => calls.entry(step).or_default().push((false, event.message)),
@@ -46,6 +53,7 @@ pub fn plan(cli: &Cli, file: &Path, params: &[String]) -> Result<ExitCode, Failu
                     "step": id,
                     "would_change": list.iter().filter(|(m, _)| *m).map(|(_, c)| c).collect::<Vec<_>>(),
                     "reads": list.iter().filter(|(m, _)| !*m).map(|(_, c)| c).collect::<Vec<_>>(),
+                    "warnings": warnings.get(id).cloned().unwrap_or_default(),
                 })
             })
             .collect();
@@ -59,11 +67,14 @@ pub fn plan(cli: &Cli, file: &Path, params: &[String]) -> Result<ExitCode, Failu
                 println!("  (no AWS calls)");
             }
             for (mutating, call) in list {
-                println!("  {} {call}", if mutating { "would" } else { "reads" });
+                println!("  {} {}", if mutating { "would" } else { "reads" }, line(&call));
+            }
+            for warning in warnings.get(id).into_iter().flatten() {
+                println!("  warning {}", line(warning));
             }
         }
         for (id, e) in &outcome.failed {
-            println!("step {id} could not be planned: {} {}", e.code, e.message);
+            println!("step {id} could not be planned: {} {}", line(&e.code), line(&e.message));
         }
     }
     Ok(if outcome.failed.is_empty() { ExitCode::Success } else { ExitCode::RunFailed })

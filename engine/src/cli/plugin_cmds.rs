@@ -1,7 +1,8 @@
 //! `wharf plugin new|build|inspect`: writing custom step plugins.
 
+use super::terminal::line;
 use super::{Cli, ExitCode, Failure, Output};
-use crate::host::cache::{ComponentCache, digest};
+use crate::host::cache::digest;
 use crate::host::plugin::{WIT_PACKAGE, WIT_VERSION, WitImports, service_of, supported_wit_versions};
 use crate::host::{Host, PluginError};
 use clap::Subcommand;
@@ -145,12 +146,13 @@ fn inspect(cli: &Cli, file: &Path) -> Result<ExitCode, Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::new(ExitCode::State, format!("cannot start the async runtime: {e}")))?;
-    let host = Host::new(ComponentCache::new(cli.cache_dir()), 1)
+    let cache = cli.component_cache();
+    let host = Host::new(cache.clone(), 1)
         .map_err(|e| Failure::new(ExitCode::Plugin, format!("cannot start the WebAssembly engine: {e:#}")))?;
     let name = file.display().to_string();
     let sha256 = digest(&bytes);
     let engine = &host.engine().engine;
-    let component = ComponentCache::new(cli.cache_dir())
+    let component = cache
         .load(engine, &bytes, &sha256)
         .map_err(|e| plugin_failure(PluginError::Invalid { name: name.clone(), detail: format!("{e:#}") }))?;
     let imports = WitImports::of(engine, &component);
@@ -206,8 +208,8 @@ fn print_inspection(
 ) {
     println!("file          {name}");
     if let Some(i) = info {
-        println!("plugin        {} {}", i.name, i.version);
-        println!("description   {}", i.description);
+        println!("plugin        {} {}", line(&i.name), line(&i.version));
+        println!("description   {}", line(&i.description));
     }
     let targets = match imports.versions().as_slice() {
         [] => "(imports no wharf:plugin interface)".to_string(),
@@ -243,7 +245,7 @@ fn print_inspection(
     if let Some(i) = info {
         println!("declared grants{}", if i.grants.is_empty() { " (none)" } else { "" });
         for g in &i.grants {
-            println!("  {g}");
+            println!("  {}", line(g));
         }
     }
     println!("size          {} bytes", bytes.len());

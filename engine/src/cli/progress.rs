@@ -1,6 +1,7 @@
 //! Shows a run as it happens: a live per-step view on a terminal, plain lines otherwise.
 //! Both go to stderr so stdout carries only results (`--output json` stays parseable).
 
+use super::terminal::line;
 use crate::events::Observer;
 use crate::journal::{Event, EventKind, LogLevel};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -51,7 +52,7 @@ impl Observer for Progress {
 impl Live {
     fn update(&self, event: &Event) {
         let Some(step) = &event.step_id else {
-            let _ = self.multi.println(format!("{}", event.message));
+            let _ = self.multi.println(line(&event.message));
             return;
         };
         let mut bars = self.bars.lock().unwrap();
@@ -62,20 +63,21 @@ impl Live {
             bar.enable_steady_tick(Duration::from_millis(100));
             bar
         });
+        let message = line(&event.message).into_owned();
         let done = |symbol: &str, msg: &str| {
             bar.set_style(ProgressStyle::with_template("{prefix:<22} {elapsed:>5} {wide_msg}").unwrap());
             bar.set_prefix(format!("{symbol} {step}"));
             bar.finish_with_message(msg.to_string());
         };
         match event.kind {
-            EventKind::StepSucceeded => done("✔", &event.message),
-            EventKind::StepSkipped => done("-", &event.message),
+            EventKind::StepSucceeded => done("✔", &message),
+            EventKind::StepSkipped => done("-", &message),
             EventKind::Log(LogLevel::Debug) => {}
             EventKind::StepFailed | EventKind::StepRetrying => {
-                let _ = self.multi.println(format!("{step}: {}", event.message));
-                bar.set_message(event.message.clone());
+                let _ = self.multi.println(format!("{step}: {message}"));
+                bar.set_message(message);
             }
-            _ => bar.set_message(event.message.clone()),
+            _ => bar.set_message(message),
         }
     }
 }
@@ -87,7 +89,7 @@ fn print_line(event: &Event) {
     let secs = (event.at_ms / 1000) % 86_400;
     let time = format!("{:02}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60);
     let step = event.step_id.as_deref().unwrap_or("run");
-    eprintln!("{time} {step:<18} {:<10} {}", kind_label(&event.kind), event.message);
+    eprintln!("{time} {step:<18} {:<10} {}", kind_label(&event.kind), line(&event.message));
 }
 
 /// A short label for an event kind, as shown in plain output and `wharf logs`.

@@ -1,11 +1,11 @@
 //! `wharf run` and `wharf resume`.
 
 use super::progress::Progress;
+use super::terminal::line;
 use super::{Cli, ExitCode, Failure, Output, state};
 use crate::capabilities::CallMode;
 use crate::capabilities::registry::LayerIndex;
 use crate::host::Host;
-use crate::host::cache::ComponentCache;
 use crate::journal::{JournalError, RunStatus, StateBackend};
 use crate::scheduler::{
     ResumeOptions, RunError, RunOutcome, Scheduler, TEARDOWN_STEP, TeardownOptions, is_teardown_step,
@@ -117,7 +117,7 @@ where
         .enable_all()
         .build()
         .map_err(|e| Failure::new(ExitCode::State, format!("cannot start the async runtime: {e}")))?;
-    let host = Host::new(ComponentCache::new(cli.cache_dir()), concurrency)
+    let host = Host::new(cli.component_cache(), concurrency)
         .map_err(|e| Failure::new(ExitCode::Plugin, format!("cannot start the WebAssembly engine: {e:#}")))?;
     let progress = Arc::new(Progress::new(cli.output == Output::Json));
     let mut scheduler = Scheduler::new(Arc::new(host), backend, progress.clone());
@@ -162,7 +162,7 @@ fn print_text(outcome: &RunOutcome, hint: bool, state_flag: &str) {
         _ => {
             println!("{what} {} failed", outcome.run_id);
             for (id, e) in &outcome.failed {
-                println!("  step `{id}` failed ({} {}): {}", e.kind, e.code, e.message);
+                println!("  step `{id}` failed ({} {}): {}", line(&e.kind), line(&e.code), line(&e.message));
             }
             if !outcome.blocked.is_empty() {
                 println!("  not run: {}", outcome.blocked.join(", "));

@@ -1,11 +1,13 @@
 //! The one wasmtime [`Engine`] of a wharf process and the thread that advances its epoch.
 
+use super::limiter;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use std::time::{Duration, Instant};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline};
 
-/// How often the epoch advances. Step deadlines are measured in these ticks.
+/// How often the epoch advances. A guest running wasm code is checked against its deadline, and
+/// yields to the executor, once per tick.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Largest memory one step may ask for (`memory = ...` in a workflow is capped here).
@@ -43,6 +45,20 @@ impl WasmEngine {
 /// stack and data are about 1.1 MiB, of which a short step touches a small part.
 const KEEP_RESIDENT: usize = 1 << 20;
 
+/// Stops `store`'s guest with `Trap::Interrupt` once `deadline` has passed, and until then makes
+/// it yield to the tokio executor at every epoch tick: a spinning guest holds a worker thread
+/// for one tick at a time, not until its deadline, so other steps on that worker go on. (A guest
+/// blocked in a host call is not in wasm code; the caller's timeout stops it, `sandbox.rs`.)
+pub(crate) fn stop_at<T: Send>(store: &mut Store<T>, deadline: Instant) {
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            return Ok(UpdateDeadline::Interrupt);
+        }
+        Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
+    });
+}
+
 fn config(pooling_slots: Option<u32>) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
@@ -58,6 +74,11 @@ fn config(pooling_slots: Option<u32>) -> Config {
             .total_memories(slots * 2)
             .total_tables(slots * 4)
             .total_stacks(slots)
+            // What one store may create at all (host/limiter.rs); a component asking for more is
+            // refused before it takes slots other steps need.
+            .max_core_instances_per_component(limiter::MAX_CORE_INSTANCES as u32)
+            .max_memories_per_component(limiter::MAX_MEMORIES as u32)
+            .max_tables_per_component(limiter::MAX_TABLES as u32)
             .max_memory_size(MAX_STEP_MEMORY as usize)
             // Reset a freed slot by zeroing the pages the guest touched (found with the PAGEMAP_SCAN
             // ioctl where the kernel has it) instead of madvise: every madvise flushes the TLB of

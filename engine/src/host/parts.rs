@@ -3,7 +3,8 @@
 //! A plugin's `run` may hand independent work to `parallel.run-all`: each part runs in a fresh
 //! instance of the same plugin (its `parts.run-part` export), at once, with the attempt's
 //! capabilities (same grants and mode, one rate limit, log budget and durability point), its
-//! directories, its memory limit and what is left of its deadline. Calls and created resources
+//! directories, its memory budget (the step's `memory` is for the attempt and its parts
+//! together, `limiter.rs`) and what is left of its deadline. Calls and created resources
 //! are the step's, in its journal and ledger, as if `run` had made them.
 //!
 //! Parts are tokio tasks (they overlap their AWS round trips and may use both cores); they are
@@ -13,6 +14,7 @@
 use super::bindings::StepContext;
 use super::bindings::with_parts::wharf::plugin::parallel::{Host, Part};
 use super::bindings::{ErrorKind, WitError};
+use super::limiter::MemoryBudget;
 use super::plugin::Plugin;
 use super::sandbox::{self, AttemptLimits, Entry, SandboxState};
 use std::sync::{Arc, OnceLock};
@@ -30,6 +32,8 @@ pub const MAX_PART_INSTANCES: u32 = 16;
 pub struct PartRunner {
     pub plugin: Arc<Plugin>,
     pub limits: AttemptLimits,
+    /// The attempt's memory budget: each part's memory is charged to it.
+    pub budget: Arc<MemoryBudget>,
     pub context: StepContext,
     /// When the attempt's timeout ends: parts get what is left of it.
     pub deadline: Instant,
@@ -99,8 +103,9 @@ async fn run_part(
     };
     let _permit = instance_permits().acquire_owned().await.expect("the semaphore is never closed");
     let failed = |message: String| refused("PartFailed", format!("part {}: {message}", part.name));
-    let state =
-        SandboxState::with_dirs(Some(caps), runner.limits.memory_bytes, &dirs).map_err(|e| failed(e.to_string()))?;
+    let state = SandboxState::with_dirs(Some(caps), runner.limits.memory_bytes, &dirs)
+        .map_err(|e| failed(e.to_string()))?
+        .sharing_budget(runner.budget.clone());
     let limits = AttemptLimits { timeout: runner.deadline.saturating_duration_since(Instant::now()), ..runner.limits };
     let entry = Entry::Part {
         pre: runner.plugin.pre(),

@@ -4,7 +4,7 @@ use super::bindings::with_parts::exports::wharf::plugin::parts::GuestIndices as 
 use super::bindings::{PluginInfo, StepPre};
 use super::cache::ComponentCache;
 use super::parts::PartRunner;
-use super::sandbox::{self, AttemptLimits, Entry, SandboxState};
+use super::sandbox::{self, AttemptError, AttemptLimits, Entry, SandboxState};
 use crate::grants::GrantSet;
 use std::sync::Arc;
 use wasmtime::Engine;
@@ -106,10 +106,17 @@ impl Plugin {
     }
 
     async fn describe(&self) -> Result<PluginInfo, PluginError> {
-        let err = |e: wasmtime::Error| PluginError::Describe { name: self.name.clone(), detail: format!("{e:#}") };
-        let mut store = sandbox::describe_store(self.pre.engine());
-        let step = self.pre.instantiate_async(&mut store).await.map_err(err)?;
-        step.call_describe(&mut store).await.map_err(err)
+        sandbox::describe(&self.pre).await.map_err(|e| PluginError::Describe {
+            name: self.name.clone(),
+            detail: match e {
+                AttemptError::Timeout(timeout) => format!(
+                    "it did not return from `describe` within {} and was stopped; `describe` must return \
+                     the plugin's name, version and grants at once (is it stuck in a loop or a sleep?)",
+                    humantime::format_duration(timeout)
+                ),
+                other => other.to_string(),
+            },
+        })
     }
 
     /// Whether the plugin imports a capability that calls AWS (the registry capability too: it
@@ -148,9 +155,10 @@ impl Plugin {
         mut state: SandboxState,
         limits: &AttemptLimits,
         context: super::bindings::StepContext,
-    ) -> Result<Result<String, super::bindings::WitError>, super::AttemptError> {
+    ) -> Result<Result<String, super::bindings::WitError>, AttemptError> {
         state.parts = Some(PartRunner {
             plugin: self.clone(),
+            budget: state.memory_budget(),
             limits: *limits,
             context: context.clone(),
             deadline: std::time::Instant::now() + limits.timeout,

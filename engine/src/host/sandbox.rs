@@ -1,15 +1,18 @@
-//! The sandbox one step attempt runs in: a fresh store, WASI that grants nothing, a memory cap,
-//! and a deadline. Whatever the guest does, the worst outcome is an [`AttemptError`].
+//! The sandbox one step attempt runs in: a fresh store, WASI that grants nothing, a memory cap
+//! (the attempt's, shared with its parts: `limiter.rs`), and a deadline that stops the guest
+//! wherever it is (`engine::stop_at`). Whatever the guest does, the worst outcome is an
+//! [`AttemptError`]. `describe` runs the same way, with a short deadline and no capabilities.
 
 use super::bindings::with_parts::exports::wharf::plugin::parts::GuestIndices as PartsIndices;
-use super::bindings::{StepContext, StepPre, WitError};
-use super::engine::EPOCH_TICK;
+use super::bindings::{PluginInfo, StepContext, StepPre, WitError};
+use super::limiter::{MemoryBudget, StoreLimiter};
 use super::parts::PartRunner;
 use crate::capabilities::Capabilities;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
-use wasmtime::{Engine, ResourceLimiter, Store, Trap};
+use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -20,8 +23,10 @@ const STDERR_REPORTED: usize = 4 * 1024;
 /// Most bytes one call may move from the guest to the host (a call's arguments, `run`'s result):
 /// wasmtime's hostcall fuel, refusing larger transfers before the host allocates for them.
 pub const MAX_HOST_TRANSFER: usize = 128 << 20;
-/// Extra wall-clock time past the deadline before a guest stuck in a host call is abandoned.
-const HOST_CALL_GRACE: Duration = Duration::from_millis(500);
+/// How long a plugin may take to describe itself, and the memory it may use for it.
+pub const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
+const DESCRIBE_MEMORY: u64 = 64 << 20;
+const YEAR: Duration = Duration::from_secs(365 * 86_400);
 /// Largest outputs JSON a step may return. Outputs are journaled and rendered into later steps'
 /// inputs: ids and ARNs, not payloads.
 pub const MAX_OUTPUT_BYTES: usize = 1 << 20;
@@ -85,7 +90,7 @@ pub struct SandboxState {
     wasi: WasiCtx,
     /// WASI's resources and the plugin's `digest` hashers: at most `MAX_RESOURCES` at once.
     pub(crate) table: ResourceTable,
-    memory: MemoryCap,
+    memory: StoreLimiter,
     stderr: MemoryOutputPipe,
     /// `None` while describing a plugin: capability calls are refused then.
     pub(crate) caps: Option<Capabilities>,
@@ -128,12 +133,24 @@ impl SandboxState {
         Ok(SandboxState {
             wasi,
             table,
-            memory: MemoryCap { limit: memory_bytes, exceeded: None },
+            memory: StoreLimiter::new(MemoryBudget::new(memory_bytes)),
             stderr,
             caps,
             read_only_dirs: read_only_dirs.to_vec(),
             parts: None,
         })
+    }
+
+    /// The same sandbox charging its memory to `budget` instead of one of its own: a part's
+    /// memory is its attempt's.
+    pub(crate) fn sharing_budget(mut self, budget: Arc<MemoryBudget>) -> Self {
+        self.memory = StoreLimiter::new(budget);
+        self
+    }
+
+    /// The budget this sandbox's memory is charged to.
+    pub(crate) fn memory_budget(&self) -> Arc<MemoryBudget> {
+        self.memory.budget().clone()
     }
 
     /// The step's capabilities, or a `denied` error outside a step run.
@@ -152,39 +169,6 @@ impl WasiView for SandboxState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
-}
-
-/// Refuses memory growth past the step's limit and remembers that it did.
-struct MemoryCap {
-    limit: u64,
-    exceeded: Option<u64>,
-}
-
-impl ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
-        if desired as u64 > self.limit {
-            self.exceeded = Some(desired as u64);
-            return Err(wasmtime::format_err!("memory limit of {} bytes exceeded", self.limit));
-        }
-        Ok(true)
-    }
-
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
-    }
-}
-
-/// A store for calling `describe`: small memory, short deadline, no capabilities.
-pub(crate) fn describe_store(engine: &Engine) -> Store<SandboxState> {
-    let mut store = Store::new(engine, SandboxState::new(None, 64 << 20));
-    store.limiter(|s| &mut s.memory);
-    store.set_epoch_deadline(ticks(Duration::from_secs(5)));
-    store.epoch_deadline_trap();
-    store
-}
-
-fn ticks(timeout: Duration) -> u64 {
-    (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
 }
 
 /// What a sandbox runs: an attempt (`run`), or one part of one (`parts.run-part`).
@@ -208,51 +192,78 @@ pub(crate) async fn run(
     let engine = match &entry {
         Entry::Run(pre, _) | Entry::Part { pre, .. } => pre.engine().clone(),
     };
-    let mut store = Store::new(&engine, state);
-    store.limiter(|s| &mut s.memory);
-    store.set_hostcall_fuel(MAX_HOST_TRANSFER);
-    // The deadline is relative to the current epoch, so it is set right before the call.
-    store.set_epoch_deadline(ticks(limits.timeout));
-    store.epoch_deadline_trap();
-
     // The copy out of guest memory is bounded by the hostcall fuel. (Lifting lazily with
     // `WasmStr` cannot work: wasmtime runs the guest's post-return, freeing the strings, before
     // `call_async` returns.)
-    let call = async {
+    guarded(&engine, state, limits.timeout, async move |store| {
         let result = match entry {
             Entry::Run(pre, context) => {
-                let step = pre.instantiate_async(&mut store).await.map_err(Failure::Instantiate)?;
-                step.call_run(&mut store, &context).await.map_err(Failure::Trap)?
+                let step = pre.instantiate_async(&mut *store).await.map_err(Failure::Instantiate)?;
+                step.call_run(&mut *store, &context).await.map_err(Failure::Trap)?
             }
             Entry::Part { pre, indices, context, part, input } => {
-                let instance = pre.instance_pre().instantiate_async(&mut store).await.map_err(Failure::Instantiate)?;
-                let parts = indices.load(&mut store, &instance).map_err(Failure::Instantiate)?;
-                parts.call_run_part(&mut store, &context, &part, &input).await.map_err(Failure::Trap)?
+                let instance = pre.instance_pre().instantiate_async(&mut *store).await.map_err(Failure::Instantiate)?;
+                let parts = indices.load(&mut *store, &instance).map_err(Failure::Instantiate)?;
+                parts.call_run_part(&mut *store, &context, &part, &input).await.map_err(Failure::Trap)?
             }
         };
         bounded(result)
-    };
-    // The epoch stops a spinning guest; this timeout also covers a guest blocked in a host call.
-    let outcome = tokio::time::timeout(limits.timeout + HOST_CALL_GRACE, call).await;
+    })
+    .await
+}
+
+/// Calls the plugin's `describe` in a small store with no capabilities, stopped after
+/// [`DESCRIBE_TIMEOUT`] like a step at its deadline.
+pub(crate) async fn describe(pre: &StepPre<SandboxState>) -> Result<PluginInfo, AttemptError> {
+    let state = SandboxState::new(None, DESCRIBE_MEMORY);
+    guarded(pre.engine(), state, DESCRIBE_TIMEOUT, async |store| {
+        let step = pre.instantiate_async(&mut *store).await.map_err(Failure::Instantiate)?;
+        step.call_describe(&mut *store).await.map_err(Failure::Trap)
+    })
+    .await
+}
+
+/// Runs `call` in a fresh store of `state` until `timeout`: the epoch stops a guest in wasm code
+/// (and makes it yield to the executor meanwhile), the timeout below one blocked in a host call
+/// (a WASI clock poll, an AWS call) by dropping the call. Every guest call goes through here.
+async fn guarded<T>(
+    engine: &Engine,
+    state: SandboxState,
+    timeout: Duration,
+    call: impl AsyncFnOnce(&mut Store<SandboxState>) -> Result<T, Failure>,
+) -> Result<T, AttemptError> {
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.memory);
+    store.set_hostcall_fuel(MAX_HOST_TRANSFER);
+    // A timeout too far ahead to add is as good as none.
+    let deadline = Instant::now().checked_add(timeout).unwrap_or_else(|| Instant::now() + YEAR);
+    super::engine::stop_at(&mut store, deadline);
+    let outcome = tokio::time::timeout_at(deadline.into(), call(&mut store)).await;
     let state = store.data();
     match outcome {
-        Err(_elapsed) => Err(AttemptError::Timeout(limits.timeout)),
-        Ok(Ok(result)) => Ok(result),
-        Ok(Err(Failure::Instantiate(e))) => Err(AttemptError::Instantiate(format!("{e:#}"))),
-        Ok(Err(Failure::TooLarge(bytes))) => Err(AttemptError::OutputTooLarge { bytes }),
-        Ok(Err(Failure::Trap(e))) => {
-            if let Some(requested) = state.memory.exceeded {
-                return Err(AttemptError::MemoryLimit { limit: state.memory.limit, requested });
-            }
-            if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-                return Err(AttemptError::Timeout(limits.timeout));
-            }
-            // wasmtime's message for exhausted hostcall fuel (no typed error to match).
-            if format!("{e:#}").contains("fuel allocated for hostcalls has been exhausted") {
-                return Err(AttemptError::TransferTooLarge);
-            }
+        Err(_elapsed) => Err(AttemptError::Timeout(timeout)),
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(failure)) => Err(classify(failure, state, timeout)),
+    }
+}
+
+/// What a failed guest call means. Memory first: instantiating a component whose memories
+/// exceed the budget fails before the guest runs, and growing past it traps.
+fn classify(failure: Failure, state: &SandboxState, timeout: Duration) -> AttemptError {
+    if let Some(requested) = state.memory.exceeded {
+        return AttemptError::MemoryLimit { limit: state.memory.budget().limit(), requested };
+    }
+    match failure {
+        Failure::Instantiate(e) => AttemptError::Instantiate(format!("{e:#}")),
+        Failure::TooLarge(bytes) => AttemptError::OutputTooLarge { bytes },
+        Failure::Trap(e) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => AttemptError::Timeout(timeout),
+        // wasmtime's message for exhausted hostcall fuel (no typed error to match).
+        Failure::Trap(e) if format!("{e:#}").contains("fuel allocated for hostcalls has been exhausted") => {
+            AttemptError::TransferTooLarge
+        }
+        Failure::Trap(e) => {
             let stderr = String::from_utf8_lossy(&state.stderr.contents()).into_owned();
-            Err(AttemptError::Trap { message: trap_message(&e), stderr })
+            AttemptError::Trap { message: trap_message(&e), stderr }
         }
     }
 }

@@ -83,6 +83,19 @@ fn run(input: Input) -> Result<String, Error> {
             json!({ "calls": n, "elapsed_ms": started.elapsed().as_millis() as u64 })
         }
         // `n` calls the grants refuse, each of which the host would like to warn about.
+        // `n` role creations: under `wharf plan` each is a planned call, costing no AWS round trip.
+        "plan-flood" => {
+            for i in 0..n {
+                iam::create_role(&format!("{target}-{i}"), "{}", "")?;
+            }
+            json!({ "planned": n })
+        }
+        // Text meant for the terminal (`target`, e.g. an escape sequence): logged, then failed with.
+        "terminal-escape" => {
+            log::info(target);
+            log::progress(target);
+            return Err(Error::permanent(target, target));
+        }
         "denied-flood" => {
             let mut denied = 0;
             for _ in 0..n {

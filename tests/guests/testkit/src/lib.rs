@@ -21,6 +21,9 @@ struct Input {
     /// For `parts`: the parts to start, by name (see `run_part`).
     #[serde(default)]
     parts: Vec<String>,
+    /// For `parts`: MiB the step allocates and holds while its parts run.
+    #[serde(default)]
+    hold_mib: usize,
 }
 
 struct Testkit;
@@ -72,6 +75,7 @@ impl Step for Testkit {
             "panic" => panic!("testkit panics on purpose"),
             // Starts the named parts at once; reports each one's output or error, in order.
             "parts" => {
+                let held = vec![1u8; input.hold_mib << 20];
                 let parts: Vec<Part> = input
                     .parts
                     .iter()
@@ -85,7 +89,7 @@ impl Step for Testkit {
                         Err(e) => json!({ "error": e.code(), "message": e.message() }),
                     })
                     .collect::<Vec<_>>();
-                Ok(json!({ "parts": results }))
+                Ok(json!({ "parts": results, "held": std::hint::black_box(held).len() }))
             }
             other => Err(Error::invalid_input(format!("unknown mode `{other}`"))),
         }
@@ -100,6 +104,11 @@ impl Step for Testkit {
                     part,
                     &json!({ "index": input["index"], "value": input["value"], "attempt": ctx.attempt }),
                 )
+            }
+            // Allocates `value` MiB (the step's memory budget is shared with its parts).
+            "allocate" => {
+                let bytes = vec![1u8; input["value"].as_u64().unwrap_or(0) as usize * (1 << 20)];
+                parallel::encode(part, &json!({ "allocated": std::hint::black_box(bytes).len() }))
             }
             "fail" => Err(Error::permanent("PartBroken", format!("part {} fails on purpose", input["index"]))),
             "panic" => panic!("testkit part panics on purpose"),
