@@ -19,6 +19,38 @@ pub const MAX_LOG_LINES: u32 = 2000;
 /// Bytes of log messages kept per attempt.
 pub const MAX_LOG_BYTES: usize = 1 << 20;
 
+/// Bytes one attempt (its parts included) may download from registries into the host, over all
+/// its calls: each blob is also capped on its own (registry/transfer.rs).
+pub const MAX_DOWNLOAD_BYTES: u64 = 4 << 30;
+
+/// What an attempt may still download into the host.
+#[derive(Debug)]
+pub struct DownloadBudget {
+    left: std::sync::atomic::AtomicU64,
+}
+
+impl Default for DownloadBudget {
+    fn default() -> Self {
+        DownloadBudget::new(MAX_DOWNLOAD_BYTES)
+    }
+}
+
+impl DownloadBudget {
+    pub fn new(bytes: u64) -> Self {
+        DownloadBudget { left: std::sync::atomic::AtomicU64::new(bytes) }
+    }
+
+    pub fn remaining(&self) -> u64 {
+        self.left.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Takes `bytes` off what is left (never below zero).
+    pub fn spend(&self, bytes: u64) {
+        use std::sync::atomic::Ordering;
+        let _ = self.left.fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| Some(left.saturating_sub(bytes)));
+    }
+}
+
 /// A token bucket: `burst` calls at once, then `per_second`.
 #[derive(Debug)]
 pub struct RateLimiter {
@@ -132,6 +164,15 @@ pub fn log_budget_notice() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_download_budget_is_spent_and_never_goes_below_zero() {
+        let budget = DownloadBudget::new(100);
+        budget.spend(60);
+        assert_eq!(budget.remaining(), 40);
+        budget.spend(60);
+        assert_eq!(budget.remaining(), 0);
+    }
 
     #[test]
     fn burst_is_free_then_calls_wait_at_the_rate() {

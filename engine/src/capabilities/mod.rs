@@ -57,6 +57,8 @@ pub struct Capabilities {
     /// attempt's parts (`host/parts.rs`), like the two fields below: a part is the attempt.
     rate: Arc<limits::RateLimiter>,
     log_budget: Arc<limits::LogBudget>,
+    /// What the attempt may still download from registries into the host.
+    downloads: Arc<limits::DownloadBudget>,
     /// The attempt's start record is durable (see [`Capabilities::durable_before_effects`]).
     attempt_durable: Arc<AtomicBool>,
     /// Registry credentials read by this attempt (registry/auth.rs).
@@ -85,6 +87,7 @@ impl Capabilities {
             base_dir: PathBuf::new(),
             rate: Arc::new(limits::RateLimiter::from_env()),
             log_budget: Arc::default(),
+            downloads: Arc::default(),
             attempt_durable: Arc::new(AtomicBool::new(false)),
             registry_auth: Arc::default(),
             layers: Arc::default(),
@@ -104,6 +107,7 @@ impl Capabilities {
             base_dir: self.base_dir.clone(),
             rate: self.rate.clone(),
             log_budget: self.log_budget.clone(),
+            downloads: self.downloads.clone(),
             attempt_durable: self.attempt_durable.clone(),
             registry_auth: self.registry_auth.clone(),
             layers: self.layers.clone(),
@@ -313,6 +317,11 @@ impl Capabilities {
 
     pub fn aws(&self) -> &aws::Aws {
         &self.aws
+    }
+
+    /// What this attempt may still download from registries (shared with its parts).
+    pub fn downloads(&self) -> &limits::DownloadBudget {
+        &self.downloads
     }
 
     pub fn registry_auth(&self) -> &registry::AuthCache {

@@ -9,6 +9,7 @@
 
 use super::errors::{self, Context, Failure};
 use super::{Capabilities, auth, names, realm, transfer};
+use crate::capabilities::limits;
 use crate::host::bindings::WitError;
 use crate::host::bindings::wharf::plugin::registry::{Manifest, Repository};
 use oci_client::client::{ClientConfig, ClientProtocol};
@@ -163,15 +164,22 @@ impl<'a> Session<'a> {
     }
 
     /// The blob's bytes, checked against `digest` (oci-client checks too; this is the host's word),
-    /// at most `MAX_BLOB_BYTES` of them (transfer.rs).
+    /// at most `MAX_BLOB_BYTES` of them and what is left of the attempt's download budget.
     pub async fn pull_blob(&self, digest: &str) -> Result<Vec<u8>, WitError> {
         let image = self.reference(digest);
-        let mut sink = transfer::Capped::new(transfer::MAX_BLOB_BYTES);
+        let budget = self.caps.downloads();
+        let left = usize::try_from(budget.remaining()).unwrap_or(usize::MAX);
+        let mut sink = transfer::Capped::new(transfer::MAX_BLOB_BYTES.min(left));
         let request = self.client.pull_blob(&image, digest, &mut sink);
         let pulled = self.send("registry:GetBlob", &format!("@{digest}"), "downloading a blob", request).await;
+        budget.spend(sink.data.len() as u64);
         if sink.exceeded {
             let what = format!("blob {digest} of {}/{}", self.registry, self.name);
-            return Err(transfer::too_large("BlobTooLarge", &what, transfer::MAX_BLOB_BYTES));
+            return Err(if left < transfer::MAX_BLOB_BYTES {
+                transfer::over_budget(&what, limits::MAX_DOWNLOAD_BYTES)
+            } else {
+                transfer::too_large("BlobTooLarge", &what, transfer::MAX_BLOB_BYTES)
+            });
         }
         pulled?;
         names::verify("the blob the registry sent", digest, &sink.data)?;
@@ -195,6 +203,7 @@ impl<'a> Session<'a> {
         let target = if names::is_digest(reference) { format!("@{reference}") } else { format!(":{reference}") };
         let request = self.client.pull_manifest_raw(&image, &self.auth, MANIFEST_TYPES);
         let (bytes, _) = self.send("registry:GetManifest", &target, "downloading a manifest", request).await?;
+        self.caps.downloads().spend(bytes.len() as u64);
         // oci-client reads the body before this check: it bounds what reaches the plugin and the
         // ledger, not the read itself (that needs a GET of our own, streamed like `pull_blob`).
         if bytes.len() > transfer::MAX_MANIFEST_BYTES {

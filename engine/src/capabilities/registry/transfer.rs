@@ -56,6 +56,18 @@ pub(super) fn too_large(code: &str, what: &str, limit: usize) -> WitError {
     )
 }
 
+/// The attempt has downloaded all its budget allows (`limits::MAX_DOWNLOAD_BYTES`), parts included.
+pub(super) fn over_budget(what: &str, budget: u64) -> WitError {
+    WitError::new(
+        ErrorKind::Permanent,
+        "DownloadBudgetExceeded",
+        format!(
+            "the {what} does not fit in what is left of this attempt's {} MiB registry download budget",
+            budget >> 20
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -85,8 +85,11 @@ fn run(input: Input) -> Result<String, Error> {
         // `n` calls the grants refuse, each of which the host would like to warn about.
         // `n` role creations: under `wharf plan` each is a planned call, costing no AWS round trip.
         "plan-flood" => {
+            let trust = json!({ "Statement": [{ "Effect": "Allow", "Action": "sts:AssumeRole",
+                "Principal": { "Service": "ecs-tasks.amazonaws.com" } }] })
+            .to_string();
             for i in 0..n {
-                iam::create_role(&format!("{target}-{i}"), "{}", "")?;
+                iam::create_role(&format!("{target}-{i}"), &trust, "")?;
             }
             json!({ "planned": n })
         }
