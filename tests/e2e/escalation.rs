@@ -4,6 +4,7 @@
 //! ledger, its transcript and the AWS state (read through the AWS API) show that nothing happened.
 
 use serde_json::Value;
+use wharf_tests::hostile::error;
 use wharf_tests::{Scratch, aws_config, guests, text, unique};
 
 const OUTSIDER: &str = "arn:aws:iam::999999999999:root";
@@ -11,11 +12,6 @@ const OUTSIDER: &str = "arn:aws:iam::999999999999:root";
 /// interface its step has no grant for at all: these grant lookups of nothing any case touches.
 const BASE: &str = r#""ecs:DescribeClusters escalate-none", "ec2:DescribeVpcs escalate-none", "iam:GetRole escalate-none", "s3:GetObject escalate-none/none""#;
 const ADMIN: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
-
-fn error<'a>(result: &'a Value, step: &str) -> &'a Value {
-    let failed = result["failed"].as_array().unwrap_or_else(|| panic!("no failed list: {result:#}"));
-    &failed.iter().find(|f| f["step"] == step).unwrap_or_else(|| panic!("{step} did not fail: {result:#}"))["error"]
-}
 
 /// The step was denied, and the denial names `line` as a line to add.
 fn assert_denied(result: &Value, step: &str, line: &str) -> String {

@@ -5,7 +5,7 @@
 //! or a `describe` that never returns.
 
 use serde_json::Value;
-use wharf_tests::{Scratch, guests, moto_endpoint, text};
+use wharf_tests::{Scratch, guests, hostile, moto_endpoint, text};
 
 /// Every service the hostile guest imports needs a grant, or the step is refused before it runs.
 const HOSTILE_GRANTS: &str = r#""ecs:DescribeClusters none", "iam:CreateRole flood-*", "s3:GetObject none/*",
@@ -63,16 +63,6 @@ fn write_component(s: &Scratch, name: &str, wat: &str) -> String {
     path.display().to_string()
 }
 
-fn step_error<'a>(result: &'a Value, step: &str) -> &'a Value {
-    result["failed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["step"] == step)
-        .map(|f| &f["error"])
-        .unwrap_or_else(|| panic!("step {step} did not fail: {result:#}"))
-}
-
 /// 20 MiB + 20 MiB in two memories is over a step's 32 MiB, though each memory is under it.
 #[test]
 fn the_memories_of_a_component_count_together_against_the_steps_memory() {
@@ -97,7 +87,7 @@ memory = "48MiB"
         .replace("TWO", &two),
     );
     let result = s.json(&["run", wf.to_str().unwrap()]);
-    let e = step_error(&result, "over");
+    let e = hostile::error(&result, "over");
     assert_eq!(e["code"], "MemoryLimitExceeded", "{e}");
     assert!(e["message"].as_str().unwrap().contains("to 40 MiB, over its limit of 32 MiB"), "{e}");
     assert!(result["outputs"]["under"].is_object(), "the same plugin within its limit: {result:#}");
@@ -176,7 +166,7 @@ with = { mode = "sleep", millis = 300 }
     );
     let out = s.wharf().env("TOKIO_WORKER_THREADS", "1").args(["--output", "json", "run"]).arg(&wf).output().unwrap();
     let result: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out.stderr)));
-    assert_eq!(step_error(&result, "spin")["code"], "Timeout", "{result:#}");
+    assert_eq!(hostile::error(&result, "spin")["code"], "Timeout", "{result:#}");
     let events = s.json(&["logs", result["run_id"].as_str().unwrap()]);
     let seq = |step: &str, kind: &str| {
         let found = events.as_array().unwrap().iter().find(|e| e["step_id"] == step && e["kind"] == kind);

@@ -28,11 +28,11 @@ pub(super) async fn create(
     name: &str,
     subnet_ids: &[String],
 ) -> Result<String, WitError> {
-    let ec2 = caps.aws().ec2().await?;
     // A VPC planned by `wharf plan` does not exist: nothing to look up.
     let (gateway, table) = if vpc_id.starts_with(PLANNED) {
         (None, None)
     } else {
+        let ec2 = caps.aws().ec2().await?;
         tokio::try_join!(find_gateway(caps, ec2, vpc_id, name), find_route_table(caps, ec2, vpc_id, name))?
     };
     let unassociated: Vec<&String> = subnet_ids
@@ -55,6 +55,7 @@ pub(super) async fn create(
     if caps.plan("ec2:CreateInternetGateway", name, &format!("for {vpc_id}: {}", grants::describe(&needs))) {
         return Ok(format!("{PLANNED}route-table"));
     }
+    let ec2 = caps.aws().ec2().await?;
 
     // The gateway and the table do not depend on each other; the route and the associations
     // depend on both but not on each other: two rounds of calls made at once, not eight calls.
