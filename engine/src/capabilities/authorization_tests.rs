@@ -25,6 +25,24 @@ struct Case {
 
 const NONE: &[&str] = &[];
 
+/// What create-service and update-service requests name: the service, what it runs and where.
+const SERVICE_REQUEST: &[(&str, &str)] = &[
+    ("request.cluster", "res-cluster"),
+    ("request.name", "res-service"),
+    ("request.task-definition", "res-taskdef"),
+    ("request.network.subnets", "res-subnet"),
+    ("request.network.security-groups", "res-sg"),
+];
+
+/// What a secret value's sources name (create-secret, put-secret-value).
+const SECRET_VALUE: &[(&str, &str)] = &[
+    ("name", "res-secret"),
+    ("value.plain.env", "RES_PLAIN_ENV"),
+    ("value.plain.file", "res-plain-file"),
+    ("value.json-object.1.env", "RES_JSON_ENV"),
+    ("value.json-object.1.file", "res-json-file"),
+];
+
 const NAME: &str = "an input that names nothing AWS authorizes";
 
 const CASES: &[Case] = &[
@@ -79,13 +97,7 @@ const CASES: &[Case] = &[
     },
     Case {
         function: "ecs.create-service",
-        resources: &[
-            ("request.cluster", "res-cluster"),
-            ("request.name", "res-service"),
-            ("request.task-definition", "res-taskdef"),
-            ("request.network.subnets", "res-subnet"),
-            ("request.network.security-groups", "res-sg"),
-        ],
+        resources: SERVICE_REQUEST,
         others: &[
             ("request.desired-count", "a count"),
             ("request.network.assign-public-ip", "a setting"),
@@ -96,13 +108,7 @@ const CASES: &[Case] = &[
     },
     Case {
         function: "ecs.update-service",
-        resources: &[
-            ("request.cluster", "res-cluster"),
-            ("request.name", "res-service"),
-            ("request.task-definition", "res-taskdef"),
-            ("request.network.subnets", "res-subnet"),
-            ("request.network.security-groups", "res-sg"),
-        ],
+        resources: SERVICE_REQUEST,
         others: &[
             ("request.desired-count", "a count"),
             ("request.network.assign-public-ip", "a setting"),
@@ -206,13 +212,7 @@ const CASES: &[Case] = &[
     Case { function: "secrets.describe-secret", resources: &[("name", "res-secret")], others: &[], repositories: NONE },
     Case {
         function: "secrets.create-secret",
-        resources: &[
-            ("name", "res-secret"),
-            ("value.plain.env", "RES_PLAIN_ENV"),
-            ("value.plain.file", "res-plain-file"),
-            ("value.json-object.1.env", "RES_JSON_ENV"),
-            ("value.json-object.1.file", "res-json-file"),
-        ],
+        resources: SECRET_VALUE,
         others: &[
             ("description", "text"),
             ("value.json-object.0", "a key inside the secret's JSON"),
@@ -222,13 +222,7 @@ const CASES: &[Case] = &[
     },
     Case {
         function: "secrets.put-secret-value",
-        resources: &[
-            ("name", "res-secret"),
-            ("value.plain.env", "RES_PLAIN_ENV"),
-            ("value.plain.file", "res-plain-file"),
-            ("value.json-object.1.env", "RES_JSON_ENV"),
-            ("value.json-object.1.file", "res-json-file"),
-        ],
+        resources: SECRET_VALUE,
         others: &[
             ("value.json-object.0", "a key inside the secret's JSON"),
             ("client-request-token", "an idempotency token"),
