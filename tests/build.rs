@@ -7,6 +7,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("ECS_CALLER", "guest-ecs-caller"),
     ("HOSTILE", "guest-hostile"),
     ("ESCALATE", "guest-escalate"),
+    ("SLOW_DESCRIBE", "guest-slow-describe"),
     ("WRONG_VERSION", "guest-wrong-version"),
     // A built-in plugin loaded by path, as a custom plugin: it then gets only the step's grants.
     ("BUILD_PUSH", "wharf-plugin-build-push"),

@@ -139,6 +139,17 @@ fn a_plugin_spinning_in_describe_is_stopped_with_an_error_that_says_so() {
     assert!(stderr.contains("did not return from `describe` within 5s and was stopped"), "{stderr}");
 }
 
+/// A guest blocked in a host call (a WASI clock poll) in `describe` is stopped at the same
+/// deadline as a spinning one.
+#[test]
+fn a_plugin_sleeping_in_describe_is_stopped_with_an_error_that_says_so() {
+    let s = Scratch::new();
+    let out = s.run(&["plugin", "inspect", guests::SLOW_DESCRIBE]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("did not return from `describe` within 5s and was stopped"), "{stderr}");
+}
+
 /// One tokio worker: a guest spinning until its deadline must yield it, or the sleeping step
 /// (whose wake-up needs the worker) could only finish after the spinner was stopped.
 #[test]
