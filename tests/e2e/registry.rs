@@ -439,6 +439,48 @@ async fn a_blob_over_the_host_limit_is_refused_while_it_downloads() {
     assert!(e.message.contains(&format!("blob {digest} of {registry}/{name} is larger than 128 MiB")), "{}", e.message);
 }
 
+/// A manifest that never ends: the host stops reading past 4 MiB instead of holding it whole.
+#[tokio::test]
+async fn an_endless_manifest_is_cut_off_while_it_downloads() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let registry = listener.local_addr().unwrap().to_string();
+    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = sent.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let n = socket.read(&mut request).await.unwrap_or(0);
+                if String::from_utf8_lossy(&request[..n]).starts_with("GET /v2/ ") {
+                    let _ =
+                        socket.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
+                    return;
+                }
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n";
+                let _ = socket.write_all(head.as_bytes()).await;
+                let chunk = vec![b' '; 64 << 10];
+                // Bounded: 1 GiB at most, far past what the host may read.
+                for _ in 0..(1 << 14) {
+                    if socket.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                    counter.fetch_add(chunk.len(), std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    let name = "wharf-e2e/endless";
+    let mut step = Step::new(&as_strs(&grants_for(&registry, name)));
+    let e = step.state.pull_manifest(repo(&registry, name, Auth::Anonymous), "v1".into()).await.unwrap_err();
+    assert_eq!((e.kind, e.code.as_str()), (ErrorKind::Permanent, "ManifestTooLarge"), "{}", e.message);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let sent = sent.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(sent < 64 << 20, "the host kept reading: {sent} bytes sent");
+    println!("FIGURE endless manifest: the registry got {} KiB out before the host hung up", sent >> 10);
+}
+
 /// A fake registry on loopback answering every request with 401 and a Bearer challenge whose
 /// realm is `realm`; returns its address. (The realm server below counts who reaches it.)
 async fn challenging_registry(realm: String) -> String {

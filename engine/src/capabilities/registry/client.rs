@@ -198,14 +198,31 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// The manifest, read by the host itself so that the read stops past `MAX_MANIFEST_BYTES`:
+    /// oci-client's own pull would hold whatever the registry sends. oci-client still does the
+    /// auth handshake (its token, or the Basic credentials it was given).
     pub async fn pull_manifest(&self, reference: &str) -> Result<Manifest, WitError> {
         let image = self.reference(reference);
         let target = if names::is_digest(reference) { format!("@{reference}") } else { format!(":{reference}") };
-        let request = self.client.pull_manifest_raw(&image, &self.auth, MANIFEST_TYPES);
-        let (bytes, _) = self.send("registry:GetManifest", &target, "downloading a manifest", request).await?;
+        let request = async {
+            let request =
+                self.manifest_request(reqwest::Method::GET, &image, reference, RegistryOperation::Pull).await?;
+            let mut response = request.header(reqwest::header::ACCEPT, MANIFEST_TYPES.join(", ")).send().await?;
+            let status = response.status();
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await? {
+                body.extend_from_slice(&chunk);
+                if body.len() > transfer::MAX_MANIFEST_BYTES {
+                    break;
+                }
+            }
+            if !status.is_success() {
+                return Err(Failure::from_response(status.as_u16(), &body));
+            }
+            Ok::<_, Failure>(body)
+        };
+        let bytes = self.send("registry:GetManifest", &target, "downloading a manifest", request).await?;
         self.caps.downloads().spend(bytes.len() as u64);
-        // oci-client reads the body before this check: it bounds what reaches the plugin and the
-        // ledger, not the read itself (that needs a GET of our own, streamed like `pull_blob`).
         if bytes.len() > transfer::MAX_MANIFEST_BYTES {
             let what = format!("manifest {reference} of {}/{}", self.registry, self.name);
             return Err(transfer::too_large("ManifestTooLarge", &what, transfer::MAX_MANIFEST_BYTES));
@@ -224,24 +241,38 @@ impl<'a> Session<'a> {
         self.send("registry:PutManifest", &format!(":{tag}"), "storing a manifest", request).await.map(|_| ())
     }
 
+    /// A request on `/v2/<name>/manifests/<reference>` made by the host itself (oci-client has no
+    /// capped read and no delete), with the auth oci-client's handshake yields: a bearer token
+    /// for this repository, or the Basic credentials when the registry issues no token.
+    async fn manifest_request(
+        &self,
+        method: reqwest::Method,
+        image: &Reference,
+        reference: &str,
+        operation: RegistryOperation,
+    ) -> Result<reqwest::RequestBuilder, Failure> {
+        let http = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT).read_timeout(READ_TIMEOUT).build()?;
+        let token = self.client.auth(image, &self.auth, operation).await?;
+        let url = format!(
+            "{}://{}/v2/{}/manifests/{reference}",
+            self.scheme.as_str(),
+            image.resolve_registry(),
+            image.repository()
+        );
+        let request = http.request(method, url);
+        Ok(match (token, &self.auth) {
+            (Some(token), _) => request.bearer_auth(token),
+            (None, RegistryAuth::Basic(user, password)) => request.basic_auth(user, Some(password)),
+            (None, _) => request,
+        })
+    }
+
     /// DELETE by digest; false when the manifest (or the repository) was already gone.
     pub async fn delete_manifest(&self, digest: &str) -> Result<bool, WitError> {
         let image = self.reference(digest);
-        let url =
-            format!("{}://{}/v2/{}/manifests/{digest}", self.scheme.as_str(), image.resolve_registry(), self.name);
         let request = async {
-            let http = reqwest::Client::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .read_timeout(READ_TIMEOUT)
-                .build()
-                .map_err(Failure::from)?;
-            // Bearer-token registries answer with a token for this repository; basic ones with none.
-            let token = self.client.auth(&image, &self.auth, RegistryOperation::Push).await.map_err(Failure::from)?;
-            let request = match (token, &self.auth) {
-                (Some(token), _) => http.delete(&url).bearer_auth(token),
-                (None, RegistryAuth::Basic(user, password)) => http.delete(&url).basic_auth(user, Some(password)),
-                (None, _) => http.delete(&url),
-            };
+            let request =
+                self.manifest_request(reqwest::Method::DELETE, &image, digest, RegistryOperation::Push).await?;
             let response = request.send().await.map_err(Failure::from)?;
             let status = response.status().as_u16();
             if response.status().is_success() {
