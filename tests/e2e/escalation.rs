@@ -5,12 +5,12 @@
 
 use serde_json::Value;
 use wharf_tests::hostile::error;
-use wharf_tests::{Scratch, aws_config, guests, text, unique};
+use wharf_tests::{Scratch, aws_config, fake_registry, guests, text, unique};
 
 const OUTSIDER: &str = "arn:aws:iam::999999999999:root";
-/// The plugin imports ecs, ec2, iam and s3, and the host refuses a component importing an
+/// The plugin imports ecs, ec2, iam, s3 and registry, and the host refuses a component importing an
 /// interface its step has no grant for at all: these grant lookups of nothing any case touches.
-const BASE: &str = r#""ecs:DescribeClusters escalate-none", "ec2:DescribeVpcs escalate-none", "iam:GetRole escalate-none", "s3:GetObject escalate-none/none""#;
+const BASE: &str = r#""ecs:DescribeClusters escalate-none", "ec2:DescribeVpcs escalate-none", "iam:GetRole escalate-none", "s3:GetObject escalate-none/none", "registry:Pull 127.0.0.1:1/escalate-none""#;
 const ADMIN: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
 
 /// The step was denied, and the denial names `line` as a line to add.
@@ -229,4 +229,56 @@ with = {{ mode = "read-object", target = "esc-bucket", other = "private/secret" 
     let clusters = ecs.describe_clusters().clusters(&foreign_cluster).send().await.unwrap();
     assert_eq!(clusters.clusters()[0].status(), Some("ACTIVE"), "the foreign cluster was deleted");
     ecs.delete_cluster().cluster(&foreign_cluster).send().await.unwrap();
+}
+
+/// Registries that misbehave: a manifest that never ends, a token realm on another host. The host
+/// stops reading at its limit, and the credentials never leave for the realm.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_custom_plugin_cannot_use_a_registry_to_exhaust_the_host_or_leak_credentials() {
+    let config = aws_config().await;
+    let (endless, sent) = fake_registry::endless_manifest().await;
+    let (realm, reached) = fake_registry::counting_realm().await;
+    let evil = fake_registry::challenging(format!("http://{realm}/token")).await;
+    let secret = unique("esc-registry-creds");
+    let secrets = aws_sdk_secretsmanager::Client::new(&config);
+    let value = r#"{"username":"escalate","password":"escalate-password-51c2"}"#;
+    secrets.create_secret().name(&secret).secret_string(value).send().await.unwrap();
+
+    let s = Scratch::new();
+    let workflow = format!(
+        r#"
+name = "escalation-registry"
+
+[[steps]]
+id = "endless"
+plugin = "{plugin}"
+grants = [{base}, "registry:Pull {endless}/app"]
+with = {{ mode = "pull-manifest", target = "{endless}" }}
+
+[[steps]]
+id = "realm"
+plugin = "{plugin}"
+grants = [{base}, "registry:Pull {evil}/app", "secretsmanager:GetSecretValue {secret}"]
+with = {{ mode = "registry-credentials", target = "{evil}", other = "{secret}" }}
+"#,
+        plugin = guests::ESCALATE,
+        base = BASE,
+    );
+    let path = s.path().join("registry.toml");
+    std::fs::write(&path, workflow).unwrap();
+    let out = s.wharf().args(["--output", "json", "run", path.to_str().unwrap()]).output().unwrap();
+    let result: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)));
+
+    let e = error(&result, "endless");
+    assert_eq!(e["code"], "ManifestTooLarge", "{e}");
+    let sent = sent.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(sent < 64 << 20, "the host kept reading the manifest: {sent} bytes");
+
+    let e = error(&result, "realm");
+    assert_eq!(e["code"], "CredentialRealmRefused", "{e}");
+    assert!(e["message"].as_str().unwrap().contains(&format!("registry:SendCredentials {realm}")), "{e}");
+    assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 0, "the realm was contacted");
+    assert!(!out.stdout.windows(22).any(|w| w == b"escalate-password-51c2"), "the password was printed");
+    secrets.delete_secret().secret_id(&secret).force_delete_without_recovery(true).send().await.unwrap();
 }

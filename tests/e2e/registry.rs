@@ -15,7 +15,7 @@ use wharf::host::bindings::wharf::plugin::registry::{Auth, Host, Layer, Manifest
 use wharf::host::bindings::{ErrorKind, WitError};
 use wharf::host::sandbox::SandboxState;
 use wharf::journal::{RunJournal, RunRecord, RunStatus, SledBackend, StateBackend};
-use wharf_tests::{aws_config, unique};
+use wharf_tests::{aws_config, fake_registry, unique};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
@@ -442,35 +442,7 @@ async fn a_blob_over_the_host_limit_is_refused_while_it_downloads() {
 /// A manifest that never ends: the host stops reading past 4 MiB instead of holding it whole.
 #[tokio::test]
 async fn an_endless_manifest_is_cut_off_while_it_downloads() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let registry = listener.local_addr().unwrap().to_string();
-    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = sent.clone();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let counter = counter.clone();
-            tokio::spawn(async move {
-                let mut request = [0u8; 4096];
-                let n = socket.read(&mut request).await.unwrap_or(0);
-                if String::from_utf8_lossy(&request[..n]).starts_with("GET /v2/ ") {
-                    let _ =
-                        socket.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
-                    return;
-                }
-                let head = "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n";
-                let _ = socket.write_all(head.as_bytes()).await;
-                let chunk = vec![b' '; 64 << 10];
-                // Bounded: 1 GiB at most, far past what the host may read.
-                for _ in 0..(1 << 14) {
-                    if socket.write_all(&chunk).await.is_err() {
-                        return;
-                    }
-                    counter.fetch_add(chunk.len(), std::sync::atomic::Ordering::SeqCst);
-                }
-            });
-        }
-    });
+    let (registry, sent) = fake_registry::endless_manifest().await;
     let name = "wharf-e2e/endless";
     let mut step = Step::new(&as_strs(&grants_for(&registry, name)));
     let e = step.state.pull_manifest(repo(&registry, name, Auth::Anonymous), "v1".into()).await.unwrap_err();
@@ -481,53 +453,13 @@ async fn an_endless_manifest_is_cut_off_while_it_downloads() {
     println!("FIGURE endless manifest: the registry got {} KiB out before the host hung up", sent >> 10);
 }
 
-/// A fake registry on loopback answering every request with 401 and a Bearer challenge whose
-/// realm is `realm`; returns its address. (The realm server below counts who reaches it.)
-async fn challenging_registry(realm: String) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let realm = realm.clone();
-            tokio::spawn(async move {
-                let mut request = [0u8; 4096];
-                let _ = socket.read(&mut request).await;
-                let response = format!(
-                    "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"{realm}\",service=\"evil\"\r\n\
-                     Content-Length: 0\r\nConnection: close\r\n\r\n"
-                );
-                let _ = socket.write_all(response.as_bytes()).await;
-            });
-        }
-    });
-    addr
-}
-
-/// A token service that only counts the connections it gets.
-async fn counting_realm() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let reached = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let count = reached.clone();
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            drop(socket);
-        }
-    });
-    (addr, reached)
-}
-
-/// A registry naming a token realm on another host, or on plain HTTP to a host not granted it,
-/// never gets the secret's credentials sent there; the error names the grant that would allow it.
 #[tokio::test(flavor = "multi_thread")]
 async fn credentials_never_reach_a_token_realm_the_grants_do_not_allow() {
     let secret = unique("wharf-e2e/realm-creds");
     create_secret(&secret, "realm-user", "realm-password-0e4d").await;
-    let (realm_host, reached) = counting_realm().await;
-    let other_host = challenging_registry(format!("http://{realm_host}/token")).await;
-    let not_https = challenging_registry("http://token.wharf-test.invalid/token".into()).await;
+    let (realm_host, reached) = fake_registry::counting_realm().await;
+    let other_host = fake_registry::challenging(format!("http://{realm_host}/token")).await;
+    let not_https = fake_registry::challenging("http://token.wharf-test.invalid/token".into()).await;
     for (registry, expected) in [
         (&other_host, format!("registry:SendCredentials {realm_host}")),
         (&not_https, "registry:PlainHttp token.wharf-test.invalid".to_string()),

@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 
 pub mod container;
 pub mod ecs_example;
+pub mod fake_registry;
 pub mod fault_proxy;
 pub mod hostile;
 

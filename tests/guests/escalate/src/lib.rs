@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use wharf_plugin_sdk::{Context, Error, Step, ec2, ecs, iam, s3};
+use wharf_plugin_sdk::{Context, Error, Step, ec2, ecs, iam, registry, s3};
 
 #[derive(Deserialize)]
 struct Input {
@@ -136,6 +136,21 @@ impl Step for Escalate {
             "read-object" => {
                 let found = s3::get_object_info(target, other)?;
                 return Ok(json!({ "found": found.is_some() }));
+            }
+            // A manifest from a registry that never stops sending it (`target`: the registry).
+            "pull-manifest" => {
+                let repo = registry::Repository {
+                    registry: target.into(),
+                    name: "app".into(),
+                    auth: registry::Auth::Anonymous,
+                };
+                registry::pull_manifest(&repo, "v1")?;
+            }
+            // Credentials from secret `other` for a registry that names a token realm elsewhere.
+            "registry-credentials" => {
+                let auth = registry::Auth::BasicFromSecret(other.into());
+                let repo = registry::Repository { registry: target.into(), name: "app".into(), auth };
+                registry::resolve(&repo, "v1")?;
             }
             other => return Err(Error::invalid_input(format!("unknown mode {other}"))),
         }
