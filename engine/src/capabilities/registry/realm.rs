@@ -6,8 +6,11 @@
 //! - or on another host than the registry, unless granted `registry:SendCredentials <host>`
 //!   (Docker Hub's `auth.docker.io` for `docker.io` needs none).
 //!
-//! A registry could still answer oci-client's own later probe differently; this check binds what
-//! the registry says while the host is watching, not a registry that lies twice.
+//! A registry could still answer oci-client's own later probe differently. That takes a
+//! registry acting against its own users on purpose, which the credentials are already given
+//! to (a secret is bound to its registry, auth.rs): the check is against what goes wrong by
+//! configuration, a realm on plain HTTP or on a host nobody meant to trust, which answers the
+//! same to both probes.
 
 use super::client::Scheme;
 use super::errors::{self, Context, Failure};
