@@ -35,7 +35,7 @@ pub const CALLS: &[(&str, &str)] = &[
     (
         "ec2.create-internet-route",
         "ec2:CreateInternetGateway <name>; ec2:AttachInternetGateway <vpc-id>; ec2:CreateRouteTable <vpc-id>; \
-         ec2:AssociateRouteTable <each subnet id>",
+         ec2:AssociateRouteTable <each subnet id> (only the changes still to make: a route in place needs none)",
     ),
     ("ec2.find-security-group", "ec2:DescribeSecurityGroups *"),
     ("ec2.create-security-group", "ec2:CreateSecurityGroup <vpc-id>"),
