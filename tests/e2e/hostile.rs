@@ -7,7 +7,7 @@
 use serde_json::Value;
 use std::time::Instant;
 use wharf_tests::hostile::{assert_denied, error, events, message, workflow};
-use wharf_tests::{Scratch, guests, moto_endpoint, text, unique};
+use wharf_tests::{Scratch, ecs_client, guests, moto_endpoint, text, unique};
 
 /// What a hostile step may read: the value of this variable must never show up anywhere.
 const SECRET_VAR: &str = "WHARF_HOSTILE_TEST_SECRET";
@@ -338,6 +338,14 @@ plugin = "{HOSTILE}"
 needs = ["cluster"]
 grants = [{BASE}]
 with = { mode = "ledger-delete", target = "ecs:cluster", other = "${steps.cluster.outputs.cluster_arn}" }
+
+# Allowed to delete clusters, but not to see the one another step made: it may not delete it.
+[[steps]]
+id = "unseeing-vandal"
+plugin = "{HOSTILE}"
+needs = ["cluster"]
+grants = [{BASE}, "ledger:Delete ecs:cluster"]
+with = { mode = "ledger-delete", target = "ecs:cluster", other = "${steps.cluster.outputs.cluster_arn}" }
 "#;
     let wf = workflow(&s, "snoop.toml", &source.replace("CLUSTER", &cluster));
     let result = s.json(&["run", wf.to_str().unwrap()]);
@@ -349,11 +357,21 @@ with = { mode = "ledger-delete", target = "ecs:cluster", other = "${steps.cluste
     let hidden = events(&s, &run_id, "snoop");
     assert!(hidden.iter().any(|e| e["message"].as_str().unwrap().contains("\"ledger:Read cluster\"")), "{hidden:#?}");
     assert_denied(&result, "vandal", "ledger:Delete ecs:cluster");
-    assert_eq!(result["failed"].as_array().unwrap().len(), 1, "{result:#}");
+    assert_denied(&result, "unseeing-vandal", "ledger:Read cluster");
+    assert_eq!(result["failed"].as_array().unwrap().len(), 2, "{result:#}");
 
-    // The cluster the vandal tried to delete is still there, and teardown still owns it.
+    // The cluster the vandals tried to delete is still there, and teardown still owns it.
+    let status = |name: String| {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async move {
+            let out = ecs_client().await.describe_clusters().clusters(name).send().await.unwrap();
+            out.clusters().first().and_then(|c| c.status()).unwrap_or("MISSING").to_string()
+        })
+    };
+    assert_eq!(status(cluster.clone()), "ACTIVE");
     let out = s.run(&["teardown", &run_id]);
     assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert_ne!(status(cluster), "ACTIVE");
 }
 
 #[test]

@@ -1,12 +1,12 @@
 //! Hostile inputs (issue 17, "grants that mean what they say"): a plugin, or a workflow edit, that
 //! tries to make a grant reach further than it reads. Secret files outside the workflow's
-//! directory or that never end, host environment variables smuggled in through `with`, other
-//! steps' ledger entries deleted without being visible. Each runs through `wharf run` and checks
-//! the step's error and, where it matters, AWS itself.
+//! directory or that never end, and host environment variables smuggled in through `with`
+//! (deleting another step's ledger entry without seeing it is in `hostile.rs`'s ledger test).
+//! Each runs through `wharf run` and checks the step's error and, where it matters, AWS itself.
 
 use serde_json::Value;
 use wharf_tests::hostile::{assert_denied, error, message, workflow};
-use wharf_tests::{Scratch, aws_config, ecs_client, text, unique};
+use wharf_tests::{Scratch, aws_config, text, unique};
 
 fn block_on<T>(f: impl Future<Output = T>) -> T {
     tokio::runtime::Runtime::new().unwrap().block_on(f)
@@ -124,42 +124,4 @@ with = {{ mode = "echo", value = "${{env.{ENV_VAR}}}" }}
     let run_id = result["run_id"].as_str().unwrap();
     let logs = text(&s.run(&["logs", run_id, "--step", "leak"]).stdout);
     assert!(logs.lines().all(|l| !l.contains("step_started") && !l.contains("attempt 1 of")), "{logs}");
-}
-
-#[test]
-fn deleting_another_steps_ledger_entry_needs_ledger_read_of_that_step() {
-    let s = Scratch::new();
-    let cluster = unique("hostile-unseen");
-    let source = r#"
-name = "ledger-vandal"
-
-[[steps]]
-id = "cluster"
-plugin = "create-cluster"
-with = { name = "CLUSTER", network = "default-vpc" }
-
-[[steps]]
-id = "vandal"
-plugin = "{HOSTILE}"
-needs = ["cluster"]
-grants = [{BASE}, "ledger:Delete ecs:cluster"]
-with = { mode = "ledger-delete", target = "ecs:cluster", other = "${steps.cluster.outputs.cluster_arn}" }
-"#;
-    let wf = workflow(&s, "vandal.toml", &source.replace("CLUSTER", &cluster));
-    let result = s.json(&["run", wf.to_str().unwrap()]);
-    assert_denied(&result, "vandal", "ledger:Read cluster");
-    assert_eq!(result["failed"].as_array().unwrap().len(), 1, "{result:#}");
-
-    // AWS still has the cluster; teardown (granted `ledger:Read *`) deletes it.
-    let status = |name: String| {
-        block_on(async move {
-            let out = ecs_client().await.describe_clusters().clusters(name).send().await.unwrap();
-            out.clusters().first().and_then(|c| c.status()).unwrap_or("MISSING").to_string()
-        })
-    };
-    assert_eq!(status(cluster.clone()), "ACTIVE");
-    let run_id = result["run_id"].as_str().unwrap();
-    let out = s.run(&["teardown", run_id]);
-    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
-    assert_ne!(status(cluster), "ACTIVE");
 }

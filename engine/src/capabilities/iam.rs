@@ -6,7 +6,7 @@
 //! removes policies from roles the run merely adopted.
 
 use super::Capabilities;
-use crate::grants::{self, Need, policy};
+use crate::grants::{self, Denied, Need, policy};
 use crate::host::bindings::wharf::plugin::iam::{Host, Role};
 use crate::host::bindings::wharf::plugin::ledger::DeleteOutcome;
 use crate::host::bindings::{ErrorKind, WitError};
@@ -37,7 +37,7 @@ impl Host for SandboxState {
         let needs = principals
             .iter()
             .fold(Need::new("iam:CreateRole", &name), |need, (_, principal)| need.with("trust", principal.as_str()));
-        caps.authorize_all(std::slice::from_ref(&needs)).map_err(|e| name_statements(e, &principals, "trusted in"))?;
+        caps.authorize_explained(std::slice::from_ref(&needs), |d| name_statements(d, &principals, "trusted in"))?;
         if caps.plan("iam:CreateRole", &name, &grants::detail(std::slice::from_ref(&needs))) {
             // ARN-shaped so later steps' validation of it passes in the plan too.
             return Ok(Role { arn: format!("arn:aws:iam::planned:role/{name}"), name, trust_policy });
@@ -78,7 +78,7 @@ impl Host for SandboxState {
         let pairs = policy::allowed_pairs(&document).map_err(invalid_document)?;
         let need =
             pairs.iter().fold(Need::new("iam:PutRolePolicy", &role), |need, (_, p)| need.with("allow", p.as_str()));
-        caps.authorize_all(std::slice::from_ref(&need)).map_err(|e| name_statements(e, &pairs, "exceeded by"))?;
+        caps.authorize_explained(std::slice::from_ref(&need), |d| name_statements(d, &pairs, "exceeded by"))?;
         let detail = grants::detail(std::slice::from_ref(&need));
         if caps.plan("iam:PutRolePolicy", &role, &format!("inline policy {policy_name}: {detail}")) {
             return Ok(());
@@ -305,17 +305,14 @@ fn invalid_document(reason: String) -> WitError {
 
 /// A denial of a policy document names the statements that exceed the grants, not just the
 /// values: `statements` are (label, condition value) pairs as the document yielded them.
-fn name_statements(mut denied: WitError, statements: &[(String, String)], how: &str) -> WitError {
+fn name_statements(denied: &Denied, statements: &[(String, String)], how: &str) -> String {
     let mut offending: Vec<String> = statements
         .iter()
-        .filter(|(_, value)| denied.message.contains(&format!("={}", grants::pattern::escape(value))))
+        .filter(|(_, value)| denied.uncovered.iter().any(|(_, refused)| refused == value))
         .map(|(label, value)| format!("{label} ({value})"))
         .collect();
     offending.dedup();
-    if !offending.is_empty() {
-        denied.message.push_str(&format!("; {how} {}", offending.join(", ")));
-    }
-    denied
+    if offending.is_empty() { String::new() } else { format!("; {how} {}", offending.join(", ")) }
 }
 
 fn build_error(operation: &str, e: impl std::fmt::Display) -> WitError {

@@ -19,7 +19,7 @@ pub mod s3;
 pub mod secrets;
 
 use crate::events::EventSink;
-use crate::grants::{GrantSet, Need};
+use crate::grants::{Denied, GrantSet, Need};
 use crate::host::bindings::{ErrorKind, WitError};
 use crate::journal::{EventKind, LogLevel, Resource};
 use std::collections::BTreeMap;
@@ -162,6 +162,12 @@ impl Capabilities {
     /// conditions; otherwise a `denied` error naming every missing line. Host functions list all
     /// a request implies (roles passed, secrets referenced, networks touched) before acting.
     pub fn authorize_all(&self, needs: &[Need]) -> Result<(), WitError> {
+        self.authorize_explained(needs, |_| String::new())
+    }
+
+    /// [`Capabilities::authorize_all`], with `explain` adding to a denial what the caller knows
+    /// of where the refused values came from.
+    pub fn authorize_explained(&self, needs: &[Need], explain: impl Fn(&Denied) -> String) -> Result<(), WitError> {
         let ledger = std::cell::OnceCell::new();
         let created = |value: &str| {
             // Under `wharf plan` nothing is created: the placeholders of planned creates stand in.
@@ -171,7 +177,7 @@ impl Capabilities {
             let ledger = ledger.get_or_init(|| self.journal().resources().unwrap_or_default());
             ledger.iter().any(|r| r.deleted_at_ms.is_none() && (r.id == value || r.name.as_deref() == Some(value)))
         };
-        self.grants.check_all(needs, &created).map_err(|denied| self.denial(denied.to_string()))
+        self.grants.check_all(needs, &created).map_err(|denied| self.denial(format!("{denied}{}", explain(&denied))))
     }
 
     /// Like [`Capabilities::authorize`], counting only grant lines that name `resource` exactly,

@@ -212,6 +212,9 @@ pub struct Denied {
     pub step_id: String,
     /// The grant lines that are missing, one per uncovered need or condition value.
     pub missing: Vec<String>,
+    /// The condition values (key, value) no grant admits, for callers that name where a value
+    /// came from (a policy document's statements).
+    pub uncovered: Vec<(&'static str, String)>,
 }
 
 impl fmt::Display for Denied {
@@ -248,7 +251,7 @@ impl GrantSet {
     /// Allows a call only when every need and each of its condition values is covered; `created`
     /// answers `@created` (whether this run's ledger lists an id or name).
     pub fn check_all(&self, needs: &[Need], created: &dyn Fn(&str) -> bool) -> Result<(), Denied> {
-        let mut missing = Vec::new();
+        let (mut missing, mut values) = (Vec::new(), Vec::new());
         for need in needs {
             let matching: Vec<&Grant> = self.grants.iter().filter(|g| g.matches_need(need, created)).collect();
             let uncovered: Vec<&(&'static str, String)> = need
@@ -265,12 +268,18 @@ impl GrantSet {
                     .filter(|(k, v)| !bare.as_ref().is_some_and(|g| g.admits(&need.action, k, v, created)))
                     .collect();
                 missing.push(need.line(&named));
+                values.extend(named.into_iter().cloned());
             } else {
-                missing.extend(uncovered.into_iter().map(|c| need.line(&[c])));
+                missing.extend(uncovered.iter().map(|c| need.line(&[c])));
+                values.extend(uncovered.into_iter().cloned());
             }
         }
         missing.dedup();
-        if missing.is_empty() { Ok(()) } else { Err(Denied { step_id: self.step_id.clone(), missing }) }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(Denied { step_id: self.step_id.clone(), missing, uncovered: values })
+        }
     }
 
     /// True when any grant covers some action of `service` (used to decide whether a component may

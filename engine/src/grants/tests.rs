@@ -109,6 +109,7 @@ fn conditions_default_narrow_and_add_up_across_lines() {
     assert!(roles.check_all(&create("ecs-tasks.amazonaws.com"), &nothing_created).is_ok());
     let denied = roles.check_all(&create("arn:aws:iam::999999999999:root"), &nothing_created).unwrap_err();
     assert_eq!(denied.missing, ["iam:CreateRole r trust=arn:aws:iam::999999999999:root"]);
+    assert_eq!(denied.uncovered, [("trust", "arn:aws:iam::999999999999:root".to_string())]);
     // With no grant at all, the default-admitted condition is not named.
     let denied = set(&[]).check_all(&create("ecs-tasks.amazonaws.com"), &nothing_created).unwrap_err();
     assert_eq!(denied.missing, ["iam:CreateRole r"]);

@@ -301,14 +301,10 @@ fn read_only_dirs(grants: &GrantSet, base: &Path) -> Result<Vec<(PathBuf, String
 fn uses_only_given_inputs(line: &str, inputs: &Value) -> bool {
     let Ok(refs) = references(line) else { return true };
     refs.iter().all(|r| match r {
-        Reference::With(path) => path
-            .iter()
-            .try_fold(inputs, |v, key| match v {
-                // List elements are named by index (`expand_lists` spells them out).
-                Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
-                _ => v.get(key),
-            })
-            .is_some_and(|v| !v.is_null()),
+        // List elements are named by index (`expand_lists` spells them out).
+        Reference::With(path) => {
+            path.iter().try_fold(inputs, |v, key| template::child(v, key)).is_some_and(|v| !v.is_null())
+        }
         _ => true,
     })
 }

@@ -291,11 +291,7 @@ pub fn expand_lists(line: &str, with: &Value) -> Result<Vec<String>, TemplateErr
                 ("*", _) => Some(Vec::new()),
                 _ => None,
             };
-            let next = match cur {
-                Value::Object(m) => m.get(seg),
-                Value::Array(a) => seg.parse::<usize>().ok().and_then(|n| a.get(n)),
-                _ => None,
-            };
+            let next = child(cur, seg);
             let at_end_list = i + 1 == path.len() && matches!(next, Some(Value::Array(_)));
             let (prefix, keys) = match (keys, next) {
                 (Some(keys), _) => (&path[..i], keys),
@@ -363,15 +359,20 @@ fn resolve(expr: &str, r: &Reference, ctx: &TemplateContext) -> Result<Value, Te
     }
 }
 
+/// One step of a template path into a value: a table's key, or a list's index.
+pub(crate) fn child<'v>(value: &'v Value, seg: &str) -> Option<&'v Value> {
+    match value {
+        Value::Object(m) => m.get(seg),
+        Value::Array(a) => seg.parse::<usize>().ok().and_then(|n| a.get(n)),
+        _ => None,
+    }
+}
+
 /// Follows `path` into `root` (object keys, or indices into arrays), naming the first missing part.
 fn walk(root: &Value, path: &[String], expr: &str, owner: &str, kind: &'static str) -> Result<Value, TemplateError> {
     let mut cur = root;
     for (i, seg) in path.iter().enumerate() {
-        let next = match cur {
-            Value::Object(m) => m.get(seg),
-            Value::Array(a) => seg.parse::<usize>().ok().and_then(|n| a.get(n)),
-            _ => None,
-        };
+        let next = child(cur, seg);
         let Some(next) = next else {
             let available = match cur {
                 Value::Object(m) => Some(m.keys().cloned().collect()),
